@@ -5,6 +5,8 @@ It imports only numpy and numba.
 """
 
 from scratchnet.base import Layer, Parameter
+from scratchnet.conv import Conv2D
 from scratchnet.io import atomic_write
+from scratchnet.pooling import AvgPool2D, MaxPool2D
 
-__all__ = ["Layer", "Parameter", "atomic_write"]
+__all__ = ["AvgPool2D", "Conv2D", "Layer", "MaxPool2D", "Parameter", "atomic_write"]

@@ -1,0 +1,152 @@
+"""2-D convolution, computed as im2col followed by one matrix product.
+
+Shapes (NCHW): input ``x`` (N, C, H, W), weights ``W`` (F, C, KH, KW), bias ``b`` (F,),
+output ``y`` (N, F, OH, OW) with ``OH = (H + pad_top + pad_bottom - KH) // stride + 1`` (same
+for OW). Like PyTorch (and every CNN library) this is a cross-correlation::
+
+    y[n, f, oh, ow] = b[f] + sum over c, i, j of W[f, c, i, j] * xp[n, c, oh*s + i, ow*s + j]
+
+where ``xp`` is ``x`` with zero padding. im2col copies each window into a column, so with
+``X_col`` (N, K, P), ``K = C*KH*KW`` rows and ``P = OH*OW`` columns, and ``W_row = W`` viewed
+as (F, K), the whole layer is one (batched) matrix product handed to BLAS::
+
+    forward:   Y[n] = W_row @ X_col[n] + b               (F, P)
+    backward:  dW_row = sum_n dY[n] @ X_col[n].T          (F, K)
+               db     = sum over n, p of dY[n, :, p]      (F,)
+               dX_col[n] = W_row.T @ dY[n]                (K, P), folded back by col2im -> dx
+
+A worked example (the paper's): a 5x5 single-channel image and a 3x3 kernel, no padding,
+stride 1, give a 3x3 feature map; each output is the sum of a 3x3 window times the kernel.
+
+>>> import numpy as np
+>>> conv = Conv2D(1, 1, 3, dtype=np.float64)
+>>> conv.params["W"][...] = [[[[1, 0, 1], [0, 1, 0], [1, 0, 1]]]]
+>>> conv.params["b"][...] = 0
+>>> image = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1],
+...                   [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]], dtype=np.float64)
+>>> conv.forward(image[None, None])[0, 0]
+array([[4., 3., 4.],
+       [2., 4., 3.],
+       [2., 3., 4.]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scratchnet import kernels
+from scratchnet.base import Layer, check_input
+
+Pair = int | tuple[int, int] | list[int]
+
+
+def pair(value: Pair, name: str) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; ``(3, 2)`` stays; anything else is a one-line ValueError."""
+    values = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, int | np.integer) for v in values):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def output_size(size: int, window: int, stride: int, pad_total: int, layer: str) -> int:
+    """Number of window positions along one axis; a one-line ValueError if there are none."""
+    out = (size + pad_total - window) // stride + 1
+    if out < 1:
+        raise ValueError(f"{layer}: input size {size} (padding {pad_total}) is smaller than "
+                         f"the window {window}")
+    return out
+
+
+class Conv2D(Layer):
+    """Convolution over NCHW input with learned filters ``W`` (F, C, KH, KW) and bias ``b`` (F,).
+
+    ``padding`` is an int or pair (zeros on both sides), ``"valid"`` (0) or ``"same"`` (output
+    as large as the input; stride 1 only, like PyTorch; an even kernel pads one more zero
+    below/right). Weights use He initialisation: normal with std ``sqrt(2 / (C*KH*KW))``.
+    ``backward`` overwrites ``grads["W"]`` and ``grads["b"]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
+                 padding: Pair | str = 0, *, dtype: Any = np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"Conv2D: channel counts must be >= 1, got {in_channels}, "
+                             f"{out_channels}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
+        self.stride = pair(stride, "Conv2D stride")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"Conv2D: kernel_size and stride must be >= 1, got "
+                             f"{kernel_size}, {stride}")
+        self.padding = padding
+        self.pads = self._pads(padding)  # ((top, bottom), (left, right))
+        self.dtype = np.dtype(dtype)
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels * kh * kw
+        rng = np.random.default_rng(rng)
+        w = rng.standard_normal((self.out_channels, self.in_channels, kh, kw)) * np.sqrt(2 / fan_in)
+        self.params = {"W": w.astype(self.dtype),
+                       "b": np.zeros(self.out_channels, dtype=self.dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def _pads(self, padding: Pair | str) -> tuple[tuple[int, int], tuple[int, int]]:
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if self.stride != (1, 1):
+                raise ValueError("Conv2D: padding='same' needs stride 1; give an int padding")
+            kh, kw = self.kernel_size
+            return ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)
+        if isinstance(padding, str):
+            raise ValueError(f"Conv2D: padding must be an int, 'same' or 'valid', got {padding!r}")
+        ph, pw = pair(padding, "Conv2D padding")
+        if min(ph, pw) < 0:
+            raise ValueError(f"Conv2D: padding must be >= 0, got {padding!r}")
+        return (ph, ph), (pw, pw)
+
+    def config(self) -> dict[str, Any]:
+        def plain(v: Any) -> Any:
+            return list(v) if isinstance(v, tuple) else v
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": plain(self.kernel_size), "stride": plain(self.stride),
+                "padding": plain(self.padding), "dtype": self.dtype.name}
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(N, F, OH, OW) for an input of shape (N, C, H, W)."""
+        n, _, h, w = input_shape
+        (pt, pb), (pl, pr) = self.pads
+        oh = output_size(h, self.kernel_size[0], self.stride[0], pt + pb, "Conv2D")
+        ow = output_size(w, self.kernel_size[1], self.stride[1], pl + pr, "Conv2D")
+        return n, self.out_channels, oh, ow
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        check_input(x, 4, "Conv2D", f"(N, {self.in_channels}, H, W)")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2D: expected {self.in_channels} input channels, "
+                             f"got shape {x.shape}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        n, f, oh, ow = self.output_shape(x.shape)
+        kh, kw = self.kernel_size
+        cols = np.empty((n, self.in_channels, kh, kw, oh, ow), dtype=self.dtype)
+        kernels.im2col(x, *self.stride, self.pads[0][0], self.pads[1][0], cols)
+        self._cols, self._x_shape = cols, x.shape
+        w_row = self.params["W"].reshape(f, -1)
+        y = w_row @ cols.reshape(n, w_row.shape[1], oh * ow)  # (N, F, P)
+        y += self.params["b"][:, None]
+        return y.reshape(n, f, oh, ow)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        n, f, oh, ow = dout.shape
+        dy = np.ascontiguousarray(dout, dtype=self.dtype).reshape(n, f, oh * ow)
+        x_col = self._cols.reshape(n, -1, oh * ow)  # (N, K, P)
+        w_row = self.params["W"].reshape(f, -1)
+        self.grads["W"][...] = (dy @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(
+            self.params["W"].shape)
+        self.grads["b"][...] = dy.sum(axis=(0, 2))
+        dcols = (w_row.T @ dy).reshape(self._cols.shape)
+        dx = np.empty(self._x_shape, dtype=self.dtype)
+        kernels.col2im(dcols, *self.stride, self.pads[0][0], self.pads[1][0], dx)
+        return dx

@@ -1,0 +1,168 @@
+"""The compiled loops: the only module in scratchnet that uses Numba.
+
+NumPy is fast at whole-array arithmetic and at matrix products (it hands those to BLAS), but
+slow at "gather these scattered elements" loops. Those loops live here, written as plain
+Python loops that Numba compiles to machine code. Each kernel is short and says what it
+computes; the layers in ``conv.py`` and ``pooling.py`` call them and own the maths around them.
+
+Conventions for every kernel:
+
+* arrays are NCHW: ``x[n, c, h, w]`` is sample ``n``, channel ``c``, row ``h``, column ``w``;
+* a kernel never allocates its result: the caller passes the output array and the kernel fills
+  it completely (so buffers can be reused between steps);
+* ``sh, sw`` are the strides, ``ph, pw`` the zero padding added above and left of the input
+  (padding below/right is implied by the output size), ``kh, kw`` the window size;
+* ``prange`` runs the outer loop over (sample, channel) pairs in parallel: each pair writes
+  its own slice of the output, so no two threads ever write the same element.
+
+``cache=True`` stores the compiled code on disk, so only the very first import pays for
+compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def im2col(x, sh, sw, ph, pw, cols):
+    """Unfold every convolution window of ``x`` into a column.
+
+    ``x`` (N, C, H, W) -> ``cols`` (N, C, KH, KW, OH, OW) with::
+
+        cols[n, c, i, j, oh, ow] = x[n, c, oh*sh + i - ph, ow*sw + j - pw]   (0 outside x)
+
+    Seen as (N, C*KH*KW, OH*OW), sample ``n`` is a matrix whose column ``oh*OW + ow`` holds the
+    window that produces output pixel (oh, ow), so a convolution is one matrix product.
+    """
+    n_, c_, h_, w_ = x.shape
+    kh, kw, oh_, ow_ = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(oh_):
+                    ih = oh * sh + i - ph
+                    for ow in range(ow_):
+                        iw = ow * sw + j - pw
+                        inside = 0 <= ih < h_ and 0 <= iw < w_
+                        cols[n, c, i, j, oh, ow] = x[n, c, ih, iw] if inside else 0.0
+
+
+@njit(cache=True, parallel=True)
+def col2im(cols, sh, sw, ph, pw, dx):
+    """The adjoint of :func:`im2col`: add every column entry back onto the pixel it came from.
+
+    ``cols`` (N, C, KH, KW, OH, OW) -> ``dx`` (N, C, H, W) with::
+
+        dx[n, c, h, w] = sum of cols[n, c, i, j, oh, ow] over all (i, j, oh, ow)
+                         with oh*sh + i - ph == h and ow*sw + j - pw == w
+
+    Overlapping windows (stride < kernel) add up; entries that fell in the padding are dropped.
+    """
+    n_, c_, h_, w_ = dx.shape
+    kh, kw, oh_, ow_ = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        dx[n, c] = 0.0
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(oh_):
+                    ih = oh * sh + i - ph
+                    if 0 <= ih < h_:
+                        for ow in range(ow_):
+                            iw = ow * sw + j - pw
+                            if 0 <= iw < w_:
+                                dx[n, c, ih, iw] += cols[n, c, i, j, oh, ow]
+
+
+@njit(cache=True, parallel=True)
+def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
+    """Max over each (kh, kw) window, remembering where the maximum was.
+
+    ``x`` (N, C, H, W) -> ``out`` (N, C, OH, OW) and ``argmax`` (N, C, OH, OW) with::
+
+        out[n, c, oh, ow]    = max over i<kh, j<kw of x[n, c, oh*sh + i, ow*sw + j]
+        argmax[n, c, oh, ow] = h*W + w of that maximum (the first one on ties)
+    """
+    n_, c_, h_, w_ = x.shape
+    oh_, ow_ = out.shape[2], out.shape[3]
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        for oh in range(oh_):
+            for ow in range(ow_):
+                h0, w0 = oh * sh, ow * sw
+                best, where = x[n, c, h0, w0], h0 * w_ + w0
+                for i in range(kh):
+                    for j in range(kw):
+                        v = x[n, c, h0 + i, w0 + j]
+                        if v > best:
+                            best, where = v, (h0 + i) * w_ + w0 + j
+                out[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = where
+
+
+@njit(cache=True, parallel=True)
+def maxpool_backward(dout, argmax, dx):
+    """Route each output gradient to the input pixel that won the max.
+
+    ``dout``, ``argmax`` (N, C, OH, OW) -> ``dx`` (N, C, H, W)::
+
+        dx[n, c].flat[argmax[n, c, oh, ow]] += dout[n, c, oh, ow]   (all other pixels 0)
+
+    A pixel that wins several overlapping windows receives the sum of their gradients.
+    """
+    n_, c_, h_, w_ = dx.shape
+    oh_, ow_ = dout.shape[2], dout.shape[3]
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        dx[n, c] = 0.0
+        for oh in range(oh_):
+            for ow in range(ow_):
+                k = argmax[n, c, oh, ow]
+                dx[n, c, k // w_, k % w_] += dout[n, c, oh, ow]
+
+
+@njit(cache=True, parallel=True)
+def avgpool_forward(x, kh, kw, sh, sw, out):
+    """Mean over each (kh, kw) window.
+
+    ``x`` (N, C, H, W) -> ``out`` (N, C, OH, OW)::
+
+        out[n, c, oh, ow] = sum over i<kh, j<kw of x[n, c, oh*sh + i, ow*sw + j] / (kh*kw)
+    """
+    n_, c_ = x.shape[0], x.shape[1]
+    oh_, ow_ = out.shape[2], out.shape[3]
+    scale = 1.0 / (kh * kw)
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        for oh in range(oh_):
+            for ow in range(ow_):
+                s = 0.0
+                for i in range(kh):
+                    for j in range(kw):
+                        s += x[n, c, oh * sh + i, ow * sw + j]
+                out[n, c, oh, ow] = s * scale
+
+
+@njit(cache=True, parallel=True)
+def avgpool_backward(dout, kh, kw, sh, sw, dx):
+    """Spread each output gradient evenly over its window.
+
+    ``dout`` (N, C, OH, OW) -> ``dx`` (N, C, H, W)::
+
+        dx[n, c, oh*sh + i, ow*sw + j] += dout[n, c, oh, ow] / (kh*kw)   for i<kh, j<kw
+    """
+    n_, c_ = dx.shape[0], dx.shape[1]
+    oh_, ow_ = dout.shape[2], dout.shape[3]
+    scale = 1.0 / (kh * kw)
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        dx[n, c] = 0.0
+        for oh in range(oh_):
+            for ow in range(ow_):
+                g = dout[n, c, oh, ow] * scale
+                for i in range(kh):
+                    for j in range(kw):
+                        dx[n, c, oh * sh + i, ow * sw + j] += g
+

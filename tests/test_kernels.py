@@ -1,0 +1,143 @@
+"""Each compiled kernel against a naive Python-loop implementation of the same operation."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchnet import kernels
+
+# ---- naive twins: the definitions, written as directly as possible ----------------------------
+
+
+def naive_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow):
+    n, c, h, w = x.shape
+    cols = np.zeros((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for idx in np.ndindex(cols.shape):
+        b, ch, i, j, r, s = idx
+        ih, iw = r * sh + i - ph, s * sw + j - pw
+        if 0 <= ih < h and 0 <= iw < w:
+            cols[idx] = x[b, ch, ih, iw]
+    return cols
+
+
+def naive_col2im(cols, x_shape, sh, sw, ph, pw):
+    dx = np.zeros(x_shape, dtype=cols.dtype)
+    h, w = x_shape[2:]
+    for idx in np.ndindex(cols.shape):
+        b, ch, i, j, r, s = idx
+        ih, iw = r * sh + i - ph, s * sw + j - pw
+        if 0 <= ih < h and 0 <= iw < w:
+            dx[b, ch, ih, iw] += cols[idx]
+    return dx
+
+
+def naive_pool(x, kh, kw, sh, sw, reduce):
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = np.zeros((n, c, oh, ow), dtype=x.dtype)
+    for b, ch, r, s in np.ndindex(out.shape):
+        out[b, ch, r, s] = reduce(x[b, ch, r * sh:r * sh + kh, s * sw:s * sw + kw])
+    return out
+
+
+def naive_maxpool_backward(x, dout, kh, kw, sh, sw):
+    dx = np.zeros_like(x)
+    for b, ch, r, s in np.ndindex(dout.shape):
+        window = x[b, ch, r * sh:r * sh + kh, s * sw:s * sw + kw]
+        i, j = np.unravel_index(np.argmax(window), window.shape)
+        dx[b, ch, r * sh + i, s * sw + j] += dout[b, ch, r, s]
+    return dx
+
+
+def naive_avgpool_backward(x_shape, dout, kh, kw, sh, sw):
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for b, ch, r, s in np.ndindex(dout.shape):
+        dx[b, ch, r * sh:r * sh + kh, s * sw:s * sw + kw] += dout[b, ch, r, s] / (kh * kw)
+    return dx
+
+
+# ---- strategies -----------------------------------------------------------------------------
+
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+@st.composite
+def conv_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 8))
+    w = draw(st.integers(max(1, kw - 2 * pw), 8))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), (kh, kw), (sh, sw), (ph, pw)
+
+
+@st.composite
+def pool_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), (kh, kw), (sh, sw)
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=conv_case(), dtype=dtypes, seed=st.integers(0, 2**16))
+def test_im2col_and_col2im_match_naive_loops(case, dtype, seed):
+    shape, (kh, kw), (sh, sw), (ph, pw) = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    oh, ow = (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1
+    cols = np.full((shape[0], shape[1], kh, kw, oh, ow), np.nan, dtype=dtype)
+    kernels.im2col(x, sh, sw, ph, pw, cols)
+    np.testing.assert_array_equal(cols, naive_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow))
+
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    kernels.col2im(dcols, sh, sw, ph, pw, dx)
+    expected = naive_col2im(dcols, shape, sh, sw, ph, pw)
+    np.testing.assert_allclose(dx, expected, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=pool_case(), dtype=dtypes, seed=st.integers(0, 2**16))
+def test_pooling_kernels_match_naive_loops(case, dtype, seed):
+    shape, (kh, kw), (sh, sw) = case
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(np.prod(shape)).reshape(shape).astype(dtype)  # distinct: one argmax
+    expected_max = naive_pool(x, kh, kw, sh, sw, np.max)
+    out = np.full(expected_max.shape, np.nan, dtype=dtype)
+    argmax = np.empty(out.shape, dtype=np.int64)
+    kernels.maxpool_forward(x, kh, kw, sh, sw, out, argmax)
+    np.testing.assert_array_equal(out, expected_max)
+
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    kernels.maxpool_backward(dout, argmax, dx)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(dx, naive_maxpool_backward(x, dout, kh, kw, sh, sw), rtol=tol)
+
+    kernels.avgpool_forward(x, kh, kw, sh, sw, out)
+    np.testing.assert_allclose(out, naive_pool(x, kh, kw, sh, sw, np.mean), rtol=tol)
+    kernels.avgpool_backward(dout, kh, kw, sh, sw, dx)
+    np.testing.assert_allclose(dx, naive_avgpool_backward(shape, dout, kh, kw, sh, sw),
+                               rtol=tol, atol=tol)
+
+
+def test_kernels_compile_once_per_dtype_not_per_shape():
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 4, 4), (2, 3, 6, 5), (3, 2, 9, 7)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        out = np.empty((shape[0], shape[1], shape[2] // 2, shape[3] // 2), dtype=np.float32)
+        kernels.avgpool_forward(x, 2, 2, 2, 2, out)
+        cols = np.empty((shape[0], shape[1], 3, 3, shape[2], shape[3]), dtype=np.float32)
+        kernels.im2col(x, 1, 1, 1, 1, cols)
+    f32 = [sig for sig in kernels.avgpool_forward.signatures if "float32" in str(sig)]
+    assert len(f32) == 1, kernels.avgpool_forward.signatures
+    f32 = [sig for sig in kernels.im2col.signatures if "float32" in str(sig)]
+    assert len(f32) == 1, kernels.im2col.signatures
