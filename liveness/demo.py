@@ -230,11 +230,12 @@ class StageClock:
             self.summary.stage_seconds[stage] += dt
             self.recent[stage] = 0.9 * self.recent[stage] + 0.1 * dt if self.recent[stage] else dt
 
-    def overlay(self) -> str:
+    def overlay(self) -> list[str]:
+        """Two lines for the corner of the frame: frames per second, then ms per stage."""
         total = sum(self.recent.values())
         fps = 1 / total if total > 0 else 0.0
-        return f"{fps:.0f} fps | " + " ".join(f"{s} {1e3 * t:.1f}" for s, t in
-                                               self.recent.items()) + " ms"
+        return [f"{fps:.0f} fps",
+                " ".join(f"{s} {1e3 * t:.1f}" for s, t in self.recent.items()) + " ms"]
 
 
 # --------------------------------------------------------------------------- sources and sinks
@@ -367,7 +368,10 @@ class Pipeline:
                     self.tracker.observe(t, float(raw))
         with self.clock("draw"):
             draw_faces(frame, tracks)
-            _text(frame, self.clock.overlay(), (8, 20), (255, 255, 255))
+            scale = 0.45 * min(1.0, frame.shape[1] / 560)  # the stage line fits narrow frames
+            for i, line in enumerate(self.clock.overlay()):
+                _text(frame, line, (6, round((18 + 20 * i) * scale / 0.45)), (255, 255, 255),
+                      scale)
         return tracks
 
 

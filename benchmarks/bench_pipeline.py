@@ -1,0 +1,178 @@
+"""End-to-end speed of the demo pipeline on one core, and LivenessNet latency vs PyTorch.
+
+Runs :func:`liveness.demo.run_demo` headless on a 640x480 video (synthetic by default, or a real
+one) with every thread pool limited to one thread (OpenCV, Numba, BLAS, PyTorch), then times
+one face at batch 1 through scratchnet and through PyTorch running the same weights.
+
+    python benchmarks/bench_pipeline.py                       # synthetic 640x480 video
+    python benchmarks/bench_pipeline.py --video ../shared/data/videos/apfol/real2.webm
+    python benchmarks/bench_pipeline.py --model run/model.npz --json bench.json
+
+Speed does not depend on the weights, so without ``--model`` a freshly initialised
+LivenessNet is used. Targets (issue 6): >= 30 fps end to end, inference < 10% of frame time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import scratchnet as sn
+from liveness.demo import build_detector, run_demo
+from liveness.net import LivenessModel, build_livenessnet, load_model
+from liveness.preprocess import Preprocessing, preprocess_faces
+from scratchnet.io import atomic_write
+
+
+def synthetic_video(folder: Path, seconds: float) -> Path:
+    """A 640x480, 30 fps synthetic clip (the "real" one) from liveness.synthetic."""
+    from liveness.synthetic import write_videos
+
+    return Path(write_videos(folder, seconds=seconds, fps=30, seed=0, size=(640, 480))["real"])
+
+
+def to_torch(net: sn.Sequential) -> Any:
+    """The same network in PyTorch (eval mode), weights copied layer by layer."""
+    import torch
+    from torch import nn
+
+    def convert(layer: sn.Layer) -> list[nn.Module]:
+        name, p, cfg = type(layer).__name__, layer.params, layer.config()
+        t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in p.items()}
+        if name == "Conv2D":
+            (top, bottom), (left, right) = layer.pads
+            conv = nn.Conv2d(t["W"].shape[1], t["W"].shape[0], tuple(t["W"].shape[2:]),
+                             stride=tuple(layer.stride))
+            conv.weight.data, conv.bias.data = t["W"].clone(), t["b"].clone()
+            return [nn.ZeroPad2d((left, right, top, bottom)), conv]
+        if name in ("BatchNorm2D", "BatchNorm1D"):
+            bn = (nn.BatchNorm2d if name == "BatchNorm2D" else nn.BatchNorm1d)(
+                t["gamma"].shape[0], eps=cfg.get("eps", 1e-5))
+            bn.weight.data, bn.bias.data = t["gamma"].clone(), t["beta"].clone()
+            bn.running_mean.data = torch.from_numpy(layer.buffers["running_mean"].copy())
+            bn.running_var.data = torch.from_numpy(layer.buffers["running_var"].copy())
+            return [bn]
+        if name == "Dense":
+            fc = nn.Linear(*t["W"].shape)
+            fc.weight.data, fc.bias.data = t["W"].T.contiguous(), t["b"].clone()
+            return [fc]
+        if name in ("MaxPool2D", "AvgPool2D"):
+            pool = nn.MaxPool2d if name == "MaxPool2D" else nn.AvgPool2d
+            return [pool(tuple(layer.kernel_size), tuple(layer.stride))]
+        simple = {"ReLU": nn.ReLU, "Flatten": nn.Flatten, "Softmax": lambda: nn.Softmax(dim=1),
+                  "Dropout": nn.Identity}  # dropout is the identity at inference
+        if name not in simple:
+            raise ValueError(f"no PyTorch twin for scratchnet layer {name}")
+        return [simple[name]()]
+
+    return nn.Sequential(*[m for layer in net.layers for m in convert(layer)]).eval()
+
+
+def median_ms(fn: Any, repeats: int) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after 10 warm-up calls."""
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def latency(model: LivenessModel, x1: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Per-face batch-1 latency (median ms) of scratchnet and, when installed, PyTorch."""
+    result: dict[str, Any] = {"scratchnet_ms": median_ms(lambda: model.scores(x1), repeats)}
+    try:
+        import torch
+    except ImportError:
+        result["torch_ms"] = None
+        result["torch_note"] = "torch is not installed: pip install -e '.[torch]' to compare"
+        return result
+    torch.set_num_threads(1)
+    tnet = to_torch(model.net)
+    xt = torch.from_numpy(x1)
+    with torch.inference_mode():
+        result["torch_ms"] = median_ms(lambda: tnet(xt), repeats)
+        ours = model.net.predict(x1)
+        result["max_abs_diff"] = float(np.abs(tnet(xt).numpy() - ours).max())
+    result["torch_version"] = torch.__version__
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--video", help="a real video (default: a synthetic 640x480 clip)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="synthetic clip length")
+    ap.add_argument("--frames", type=int, default=300, help="frames to run (at most)")
+    ap.add_argument("--model", help="a trained model file (default: fresh LivenessNet)")
+    ap.add_argument("--detector", default="haar:1.2")
+    ap.add_argument("--detect-width", type=int, default=320)
+    ap.add_argument("--detect-every", type=int, default=1)
+    ap.add_argument("--output", help="also write the annotated video (adds encoding time)")
+    ap.add_argument("--repeats", type=int, default=300, help="timed batch-1 forward passes")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "threads;1")  # video decoding
+    cv2.setNumThreads(1)
+    numba.set_num_threads(1)
+    model = (load_model(args.model) if args.model else
+             LivenessModel(build_livenessnet(32), Preprocessing(size=32), threshold=0.5))
+    detector = build_detector(args.detector, detect_width=args.detect_width)
+    with threadpool_limits(1), tempfile.TemporaryDirectory() as tmp:
+        video = Path(args.video) if args.video else synthetic_video(Path(tmp), args.seconds)
+        first = cv2.VideoCapture(str(video)).read()[1]
+        boxes = detector.detect(first)[:1] or [None]
+        if boxes[0] is None:
+            raise SystemExit(f"no face found in the first frame of {video}")
+        x1 = preprocess_faces(first, boxes, model.preprocessing)
+        model.scores(x1)  # compile / warm up the kernels before timing
+        summary = run_demo(str(video), model, detector, detect_every=args.detect_every,
+                           output=args.output, max_frames=args.frames)
+        lat = latency(model, x1, args.repeats)
+
+    frame_ms = 1e3 * summary.seconds / max(summary.frames, 1)
+    faces_per_frame = summary.faces / max(summary.frames, 1)
+    res = {"video": str(video) if args.video else f"synthetic {args.seconds:g} s",
+           "size": [first.shape[1], first.shape[0]], "threads": 1, **summary.to_dict(),
+           "frame_ms": frame_ms, "faces_per_frame": faces_per_frame,
+           "detector": args.detector, "detect_width": args.detect_width,
+           "detect_every": args.detect_every, "latency": lat}
+
+    print(f"pipeline on {res['video']} ({res['size'][0]}x{res['size'][1]}), "
+          f"{summary.frames} frames, 1 thread everywhere, detector {args.detector} "
+          f"at width {args.detect_width}, every {args.detect_every} frame(s)")
+    print(f"end to end: {summary.fps:.1f} fps ({frame_ms:.1f} ms/frame), "
+          f"{faces_per_frame:.2f} faces/frame")
+    print(f"{'stage':<8} {'ms/frame':>9} {'share':>6}")
+    for stage, ms in summary.stage_ms().items():
+        print(f"{stage:<8} {ms:9.2f} {summary.stage_share()[stage]:6.1%}")
+    print(f"per-face inference, batch 1 (median of {args.repeats}): "
+          f"scratchnet {lat['scratchnet_ms']:.3f} ms", end="")
+    if lat["torch_ms"] is None:
+        print(f"; {lat['torch_note']}")
+    else:
+        print(f", PyTorch {lat['torch_version']} {lat['torch_ms']:.3f} ms "
+              f"(ratio {lat['scratchnet_ms'] / lat['torch_ms']:.2f}x; "
+              f"outputs agree to {lat['max_abs_diff']:.1e})")
+    if args.json:
+        with atomic_write(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+        print(f"results: {args.json}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
