@@ -33,8 +33,8 @@ import numpy as np
 from liveness.net import CLASSES
 
 
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert: 1-D float scores and 0/1 integer labels of the same length."""
+def check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert: 1-D float64 scores and 0/1 int64 labels of the same length."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.shape != labels.shape:
@@ -57,14 +57,14 @@ def predict(scores: np.ndarray, threshold: float) -> np.ndarray:
 
 def apcer(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
     """Attack presentation classification error rate: share of fakes accepted as real."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     fakes = scores[labels == 0]
     return _rate(int((fakes >= threshold).sum()), fakes.size)
 
 
 def bpcer(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
     """Bona fide presentation classification error rate: share of reals rejected as fake."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     reals = scores[labels == 1]
     return _rate(int((reals < threshold).sum()), reals.size)
 
@@ -106,7 +106,7 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> Roc:
     are cumulative counts taken at the last index of each run of equal scores.
     Needs at least one real and one fake.
     """
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     n_real, n_fake = int(labels.sum()), int((labels == 0).sum())
     if n_real == 0 or n_fake == 0:
         raise ValueError(f"ROC needs both classes, got {n_real} real and {n_fake} fake")
@@ -122,7 +122,7 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> Roc:
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (trapezoids, so tied scores count 1/2); ``nan`` with one class."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     if not 0 < labels.sum() < labels.size:  # one class only
         return math.nan
     roc = roc_curve(scores, labels)
@@ -157,7 +157,7 @@ def threshold_at_bpcer(scores: np.ndarray, labels: np.ndarray, target: float) ->
 def apcer_at_bpcer(scores: np.ndarray, labels: np.ndarray, target: float) -> float:
     """APCER at the operating point with BPCER <= ``target`` (e.g. 0.01, 0.05); ``nan``
     with one class."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_inputs(scores, labels)
     if not 0 < labels.sum() < labels.size:  # one class only
         return math.nan
     return apcer(scores, labels, threshold_at_bpcer(scores, labels, target))
