@@ -163,18 +163,36 @@ def apcer_at_bpcer(scores: np.ndarray, labels: np.ndarray, target: float) -> flo
     return apcer(scores, labels, threshold_at_bpcer(scores, labels, target))
 
 
-def select_threshold(scores: np.ndarray, labels: np.ndarray, rule: str = "eer") -> float:
-    """A decision threshold chosen on validation data: ``"eer"`` or ``"bpcer=0.05"`` style."""
+def parse_threshold_rule(rule: str) -> tuple[str, float | None]:
+    """``"eer"`` -> ("eer", None); ``"bpcer=0.05"`` -> ("bpcer", 0.05); ``"0.5"`` -> ("fixed", 0.5).
+
+    Raises a one-line ``ValueError`` for anything else.
+    """
     if rule == "eer":
-        return eer(scores, labels)[1]
-    name, _, value = rule.partition("=")
+        return "eer", None
+    name, eq, value = rule.partition("=")
     try:
-        target = float(value)
+        number = float(value if eq else name)
     except ValueError:
-        target = -1.0
-    if name != "bpcer" or not 0 <= target < 1:
-        raise ValueError(f"threshold rule must be 'eer' or 'bpcer=<rate in [0, 1)>', got {rule!r}")
-    return threshold_at_bpcer(scores, labels, target)
+        number = math.nan
+    if eq and name == "bpcer" and 0 <= number < 1:
+        return "bpcer", number
+    if not eq and math.isfinite(number):
+        return "fixed", number
+    raise ValueError(f"threshold rule must be 'eer', 'bpcer=<rate in [0, 1)>' or a number, "
+                     f"got {rule!r}")
+
+
+def select_threshold(scores: np.ndarray, labels: np.ndarray, rule: str = "eer") -> float:
+    """A decision threshold chosen on validation data by ``rule`` (see
+    :func:`parse_threshold_rule`): the EER point, the highest threshold within a BPCER budget,
+    or a fixed value."""
+    kind, value = parse_threshold_rule(rule)
+    if kind == "eer":
+        return eer(scores, labels)[1]
+    if kind == "bpcer":
+        return threshold_at_bpcer(scores, labels, value)
+    return value
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,

@@ -68,7 +68,8 @@ def test_select_threshold_rules():
     assert M.select_threshold(SCORES, LABELS, "eer") == 0.7
     assert M.select_threshold(SCORES, LABELS, "bpcer=0.25") == 0.7
     assert M.select_threshold(SCORES, LABELS, "bpcer=0") == 0.4
-    for bad in ("bpcer=abc", "bpcer=1.5", "median"):
+    assert M.select_threshold(SCORES, LABELS, "0.5") == 0.5
+    for bad in ("bpcer=abc", "bpcer=1.5", "median", "apcer=0.1", "nan"):
         with pytest.raises(ValueError, match="threshold rule"):
             M.select_threshold(SCORES, LABELS, bad)
 
