@@ -119,34 +119,43 @@ def _group_folders(root: Path) -> dict[str, Path]:
     return groups
 
 
+def find_images(path: str | Path) -> list[tuple[Path, int, str]]:
+    """(file, class id, group) for every file under ``path``'s real/ and fake/ folders
+    (either layout above), sorted. Raises UserError for a missing folder or layout."""
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"dataset folder {root} not found; pass a folder with real/ and fake/ "
+                        "(made by `liveness gather` or `liveness synth`)")
+    found = []
+    for group, folder in _group_folders(root).items():
+        for label, class_id in LABELS.items():
+            if (folder / label).is_dir():
+                found += [(file, class_id, group) for file in _files(folder / label)]
+    return found
+
+
 def load_dataset(path: str | Path, size: int = 32) -> Dataset:
     """Load every readable image under ``path`` (either layout above) as ``size`` x ``size``.
 
     Raises UserError when the folder is missing, has no real/ and fake/, or a class ends up
     with no readable image.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise UserError(f"dataset folder {root} not found; pass a folder with real/ and fake/ "
-                        "(made by `liveness gather` or `liveness synth`)")
     images, labels, groups, paths = [], [], [], []
     log = SkipLog()
-    for group, folder in _group_folders(root).items():
-        for label, class_id in LABELS.items():
-            for file in _files(folder / label) if (folder / label).is_dir() else []:
-                img = read_image(file)
-                if img is None:
-                    log.skip(file, "not an image OpenCV can read")
-                    continue
-                images.append(img)
-                labels.append(class_id)
-                groups.append(group)
-                paths.append(str(file))
+    for file, class_id, group in find_images(path):
+        img = read_image(file)
+        if img is None:
+            log.skip(file, "not an image OpenCV can read")
+            continue
+        images.append(img)
+        labels.append(class_id)
+        groups.append(group)
+        paths.append(str(file))
     log.report()
     labels_arr = np.asarray(labels, dtype=np.int64)
     for label, class_id in LABELS.items():
         if not (labels_arr == class_id).any():
-            raise UserError(f"no readable {label} images under {root}; add face crops to "
+            raise UserError(f"no readable {label} images under {path}; add face crops to "
                             f"{label}/ (e.g. with `liveness gather ... --label {label}`)")
     return Dataset(to_input(images, size), labels_arr, np.asarray(groups, dtype=str), paths)
 

@@ -112,7 +112,8 @@ def make_detector(spec: str = "haar", min_size: int = 40) -> FaceDetector:
         try:
             scale = float(arg) if arg else 1.1
         except ValueError:
-            raise UserError(f"bad detector {spec!r}: use haar or haar:SCALE, e.g. haar:1.2") from None
+            raise UserError(f"bad detector {spec!r}: use haar or haar:SCALE, "
+                            "e.g. haar:1.2") from None
         return HaarDetector(scale_factor=scale, min_size=min_size)
     if kind == "yunet":
         return YuNetDetector(arg, min_size=min_size)

@@ -63,7 +63,7 @@ def crop_face(frame_bgr: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarra
 
 
 def to_input(images_bgr: list[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
-    """Resize BGR uint8 images to ``size``x``size``, as RGB in [0, 1]: (N, 3, size, size) float32."""
+    """Resize BGR uint8 images to ``size`` x ``size``, as RGB in [0, 1]: (N, 3, S, S) float32."""
     out = np.empty((len(images_bgr), 3, size, size), dtype=np.float32)
     for i, img in enumerate(images_bgr):
         if img.ndim == 2:
