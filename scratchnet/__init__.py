@@ -4,9 +4,21 @@ It exists to show how a CNN works inside, and to train small real networks fast 
 It imports only numpy and numba.
 """
 
+from scratchnet import gradcheck, init
+from scratchnet.activations import ELU, ReLU, Sigmoid, Softmax
 from scratchnet.base import Layer, Parameter
 from scratchnet.conv import Conv2D
-from scratchnet.io import atomic_write
+from scratchnet.io import atomic_write, load, register_layer, save
+from scratchnet.layers import Dense, Dropout, Flatten
+from scratchnet.losses import SoftmaxCrossEntropy
+from scratchnet.model import Callback, EarlyStopping, History, Sequential
+from scratchnet.normalization import BatchNorm1D, BatchNorm2D
+from scratchnet.optim import SGD, Adam, Optimizer
 from scratchnet.pooling import AvgPool2D, MaxPool2D
 
-__all__ = ["AvgPool2D", "Conv2D", "Layer", "MaxPool2D", "Parameter", "atomic_write"]
+__all__ = [
+    "ELU", "SGD", "Adam", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Callback", "Conv2D",
+    "Dense", "Dropout", "EarlyStopping", "Flatten", "History", "Layer", "MaxPool2D",
+    "Optimizer", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy",
+    "atomic_write", "gradcheck", "init", "load", "register_layer", "save",
+]
