@@ -91,6 +91,10 @@ class Conv2D(Layer):
         self.params = {"W": w.astype(self.dtype),
                        "b": np.zeros(self.out_channels, dtype=self.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # The fast path (direct 3x3 kernels) when it applies; False forces the im2col reference.
+        self.direct = self.kernel_size == (3, 3) and self.stride == (1, 1) and max(
+            max(self.pads)) <= 2
+        self._scratch: dict[str, np.ndarray] = {}
 
     def _pads(self, padding: Pair | str) -> tuple[tuple[int, int], tuple[int, int]]:
         if padding == "valid":
@@ -122,31 +126,58 @@ class Conv2D(Layer):
         ow = output_size(w, self.kernel_size[1], self.stride[1], pl + pr, "Conv2D")
         return n, self.out_channels, oh, ow
 
+    def _work(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A private scratch array, reused from the previous call when the shape still fits."""
+        arr = self._scratch.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != self.dtype:
+            arr = self._scratch[name] = np.empty(shape, dtype=self.dtype)
+        return arr
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         check_input(x, 4, "Conv2D", f"(N, {self.in_channels}, H, W)")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D: expected {self.in_channels} input channels, "
                              f"got shape {x.shape}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        n, f, oh, ow = self.output_shape(x.shape)
+        self._x_shape = x.shape
+        y = np.empty(self.output_shape(x.shape), dtype=self.dtype)
+        if self.direct:
+            (pt, pb), (pl, pr) = self.pads
+            n, c, h, w = x.shape
+            xp = self._work("xp", (n, c, h + pt + pb, w + pl + pr))
+            kernels.pad_input(x, pt, pl, xp)
+            kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
+            return y
+        n, f, oh, ow = y.shape
         kh, kw = self.kernel_size
-        cols = np.empty((n, self.in_channels, kh, kw, oh, ow), dtype=self.dtype)
+        cols = self._work("cols", (n, self.in_channels, kh, kw, oh, ow))
         kernels.im2col(x, *self.stride, self.pads[0][0], self.pads[1][0], cols)
-        self._cols, self._x_shape = cols, x.shape
         w_row = self.params["W"].reshape(f, -1)
-        y = w_row @ cols.reshape(n, w_row.shape[1], oh * ow)  # (N, F, P)
-        y += self.params["b"][:, None]
-        return y.reshape(n, f, oh, ow)
+        np.matmul(w_row, cols.reshape(n, w_row.shape[1], oh * ow), out=y.reshape(n, f, oh * ow))
+        y += self.params["b"][:, None, None]
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         n, f, oh, ow = dout.shape
-        dy = np.ascontiguousarray(dout, dtype=self.dtype).reshape(n, f, oh * ow)
-        x_col = self._cols.reshape(n, -1, oh * ow)  # (N, K, P)
-        w_row = self.params["W"].reshape(f, -1)
-        self.grads["W"][...] = (dy @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(
-            self.params["W"].shape)
-        self.grads["b"][...] = dy.sum(axis=(0, 2))
-        dcols = (w_row.T @ dy).reshape(self._cols.shape)
+        dy = np.ascontiguousarray(dout, dtype=self.dtype)
+        self.grads["b"][...] = dy.reshape(n, f, -1).sum(axis=2).sum(axis=0)
         dx = np.empty(self._x_shape, dtype=self.dtype)
+        w = self.params["W"]
+        if self.direct:
+            # dW correlates the padded input with dy; dx is a 3x3 convolution of dy, padded by
+            # 2 - pad, with the filters flipped and in/out channels swapped.
+            kernels.conv3x3_weight_grad(self._scratch["xp"], dy, self.grads["W"])
+            (pt, pb), (pl, pr) = self.pads
+            dyp = self._work("dyp", (n, f, oh + 4 - pt - pb, ow + 4 - pl - pr))
+            kernels.pad_input(dy, 2 - pt, 2 - pl, dyp)
+            w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
+            return dx
+        d = dy.reshape(n, f, oh * ow)
+        cols = self._scratch["cols"]
+        x_col = cols.reshape(n, -1, oh * ow)  # (N, K, P)
+        w_row = w.reshape(f, -1)
+        self.grads["W"][...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        dcols = (w_row.T @ d).reshape(cols.shape)
         kernels.col2im(dcols, *self.stride, self.pads[0][0], self.pads[1][0], dx)
         return dx

@@ -21,6 +21,7 @@ compilation. Each kernel is compiled once per dtype (float32, float64), never pe
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -166,3 +167,82 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
                     for j in range(kw):
                         dx[n, c, oh * sh + i, ow * sw + j] += g
 
+
+
+# ---- direct 3x3 convolution (stride 1): the fast path of Conv2D --------------------------------
+# im2col copies every input pixel 9 times and hands BLAS a matrix with only 16-32 rows, so for
+# the small channel counts of LivenessNet most of its time is memory traffic. These kernels read
+# the padded input directly: the nine taps of the 3x3 window are written out by hand, so the
+# compiler keeps the nine weights in registers and vectorises the loop along each image row.
+# ``fastmath`` lets it reorder the sums (results differ from im2col only in rounding).
+
+
+@njit(cache=True, parallel=True)
+def pad_input(x, pt, pl, xp):
+    """Copy ``x`` (N, C, H, W) into the middle of ``xp`` (N, C, H + pt + pb, W + pl + pr) and
+    set the border (``pt`` rows above, ``pl`` columns left, the rest below/right) to zero."""
+    n_, c_, h_, w_ = x.shape
+    for nc in prange(n_ * c_):
+        n, c = nc // c_, nc % c_
+        xp[n, c] = 0.0
+        for h in range(h_):
+            for w in range(w_):
+                xp[n, c, pt + h, pl + w] = x[n, c, h, w]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def conv3x3(xp, w, b, y):
+    """Direct 3x3 convolution, stride 1, of an already padded input.
+
+    ``xp`` (N, C, OH+2, OW+2), ``w`` (F, C, 3, 3), ``b`` (F,) -> ``y`` (N, F, OH, OW)::
+
+        y[n, f, oh, ow] = b[f] + sum over c, i<3, j<3 of w[f, c, i, j] * xp[n, c, oh+i, ow+j]
+    """
+    n_, c_ = xp.shape[0], xp.shape[1]
+    f_, oh_, ow_ = y.shape[1], y.shape[2], y.shape[3]
+    for nf in prange(n_ * f_):
+        n, f = nf // f_, nf % f_
+        y[n, f] = b[f]
+        for c in range(c_):
+            w00, w01, w02 = w[f, c, 0, 0], w[f, c, 0, 1], w[f, c, 0, 2]
+            w10, w11, w12 = w[f, c, 1, 0], w[f, c, 1, 1], w[f, c, 1, 2]
+            w20, w21, w22 = w[f, c, 2, 0], w[f, c, 2, 1], w[f, c, 2, 2]
+            for oh in range(oh_):
+                for ow in range(ow_):
+                    y[n, f, oh, ow] += (
+                        w00 * xp[n, c, oh, ow] + w01 * xp[n, c, oh, ow + 1]
+                        + w02 * xp[n, c, oh, ow + 2] + w10 * xp[n, c, oh + 1, ow]
+                        + w11 * xp[n, c, oh + 1, ow + 1] + w12 * xp[n, c, oh + 1, ow + 2]
+                        + w20 * xp[n, c, oh + 2, ow] + w21 * xp[n, c, oh + 2, ow + 1]
+                        + w22 * xp[n, c, oh + 2, ow + 2])
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def conv3x3_weight_grad(xp, dy, dw):
+    """Gradient of :func:`conv3x3` with respect to the weights.
+
+    ``xp`` (N, C, OH+2, OW+2), ``dy`` (N, F, OH, OW) -> ``dw`` (F, C, 3, 3)::
+
+        dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * xp[n, c, oh+i, ow+j]
+    """
+    n_, c_ = xp.shape[0], xp.shape[1]
+    f_, oh_, ow_ = dy.shape[1], dy.shape[2], dy.shape[3]
+    for fc in prange(f_ * c_):
+        f, c = fc // c_, fc % c_
+        s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = np.float32(0.0)
+        for n in range(n_):
+            for oh in range(oh_):
+                for ow in range(ow_):
+                    d = dy[n, f, oh, ow]
+                    s00 += d * xp[n, c, oh, ow]
+                    s01 += d * xp[n, c, oh, ow + 1]
+                    s02 += d * xp[n, c, oh, ow + 2]
+                    s10 += d * xp[n, c, oh + 1, ow]
+                    s11 += d * xp[n, c, oh + 1, ow + 1]
+                    s12 += d * xp[n, c, oh + 1, ow + 2]
+                    s20 += d * xp[n, c, oh + 2, ow]
+                    s21 += d * xp[n, c, oh + 2, ow + 1]
+                    s22 += d * xp[n, c, oh + 2, ow + 2]
+        dw[f, c, 0, 0], dw[f, c, 0, 1], dw[f, c, 0, 2] = s00, s01, s02
+        dw[f, c, 1, 0], dw[f, c, 1, 1], dw[f, c, 1, 2] = s10, s11, s12
+        dw[f, c, 2, 0], dw[f, c, 2, 1], dw[f, c, 2, 2] = s20, s21, s22

@@ -33,6 +33,22 @@ def naive_col2im(cols, x_shape, sh, sw, ph, pw):
     return dx
 
 
+def naive_conv(xp, w, b):
+    """y[n, f, oh, ow] = b[f] + sum of w[f] * the window of xp at (oh, ow) (stride 1, no pad)."""
+    (n, _, hp, wp), (f, _, kh, kw) = xp.shape, w.shape
+    y = np.zeros((n, f, hp - kh + 1, wp - kw + 1), dtype=xp.dtype)
+    for b_, ch, r, s in np.ndindex(y.shape):
+        y[b_, ch, r, s] = b[ch] + np.sum(w[ch] * xp[b_, :, r:r + kh, s:s + kw])
+    return y
+
+
+def naive_conv_weight_grad(xp, dy, kh, kw):
+    dw = np.zeros((dy.shape[1], xp.shape[1], kh, kw), dtype=xp.dtype)
+    for b_, ch, r, s in np.ndindex(dy.shape):
+        dw[ch] += dy[b_, ch, r, s] * xp[b_, :, r:r + kh, s:s + kw]
+    return dw
+
+
 def naive_pool(x, kh, kw, sh, sw, reduce):
     n, c, h, w = x.shape
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
@@ -102,6 +118,31 @@ def test_im2col_and_col2im_match_naive_loops(case, dtype, seed):
     kernels.col2im(dcols, sh, sw, ph, pw, dx)
     expected = naive_col2im(dcols, shape, sh, sw, ph, pw)
     np.testing.assert_allclose(dx, expected, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 8),
+       w=st.integers(1, 8), pads=st.tuples(*[st.integers(0, 2)] * 4), dtype=dtypes,
+       seed=st.integers(0, 2**16))
+def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
+    rng = np.random.default_rng(seed)
+    pt, pb, pl, pr = pads
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), np.nan, dtype=dtype)
+    kernels.pad_input(x, pt, pl, xp)
+    np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))))
+    if min(xp.shape[2:]) < 3:
+        return
+    weights = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    y = np.full((n, f, xp.shape[2] - 2, xp.shape[3] - 2), np.nan, dtype=dtype)
+    kernels.conv3x3(xp, weights, bias, y)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(y, naive_conv(xp, weights, bias), **tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dw = np.full(weights.shape, np.nan, dtype=dtype)
+    kernels.conv3x3_weight_grad(xp, dy, dw)
+    np.testing.assert_allclose(dw, naive_conv_weight_grad(xp, dy, 3, 3), **tol)
 
 
 @settings(max_examples=40, deadline=None)
