@@ -317,8 +317,10 @@ def gather(sources: list[str], label: str, out_dir: str | Path, settings: Settin
     detector = make_detector(settings.detector, min_size=settings.min_size)
     store = _Store(out_dir, label)
     summary = Summary()
-    total = sum(_estimate_frames(s, settings.every) for s in todo if not store.done(s, settings))
-    bar = tqdm(total=total or None, unit="frame", desc=f"gather {label}", disable=not progress)
+    estimate = {s.name: _estimate_frames(s, settings.every) for s in todo
+                if not store.done(s, settings)}
+    bar = tqdm(total=sum(estimate.values()) or None, unit="frame", desc=f"gather {label}",
+               disable=not progress)
     try:
         for source in todo:
             previous = store.done(source, settings)
@@ -342,6 +344,9 @@ def gather(sources: list[str], label: str, out_dir: str | Path, settings: Settin
                 store.replace(source, rows, None, settings)
                 raise
             store.replace(source, rows, counts, settings)
+            if bar.total:  # container frame counts can be wrong (e.g. WebM): fix the bar's total
+                bar.total += counts.frames - estimate[source.name]
+                bar.refresh()
             summary.per_source[source.name] = counts
             summary.total += counts
     finally:
