@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from liveness.metrics import Roc
 from scratchnet.io import atomic_write
@@ -35,6 +36,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: str | Path,
             if values:
                 ax.plot(np.arange(1, len(values) + 1), values, style, ms=3, label=label)
         ax.set(xlabel="epoch", ylabel=key, title=key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if key == "accuracy":
             ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

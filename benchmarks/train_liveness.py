@@ -1,0 +1,203 @@
+"""Real-data experiments for LivenessNet (not a test: minutes to hours on a CPU).
+
+Data: ``../shared/data/faces/<recording>/{real,fake}`` (13 recordings, see DATA.md), or
+``--data`` / env ``LIVENESS_DATA``. Nothing here is written into the repository.
+
+Experiments (``--run``, comma-separated):
+
+paper   The paper's protocol: one recording (the tutorial's own, ``pyis_orig``), random 75/25
+        frame split, ``--preset paper``. Reports validation accuracy (optimistic: neighbouring
+        frames of one video land on both sides), then the same model on every other recording.
+lro     Leave recordings out, the honest number: recordings are dealt into ``--folds`` folds;
+        for each fold, train on the other recordings (a few of them held back as validation
+        for early stopping and the threshold) and evaluate on the fold's recordings, which the
+        model never saw. Reports APCER/BPCER/ACER/AUC per held-out recording.
+all     The default model trained on all recordings (what the README's command produces).
+
+Any training setting can be changed with ``--set key=value`` (``TrainConfig`` fields), which
+is how the ablations in the notes were run, e.g.::
+
+    python benchmarks/train_liveness.py --run lro --set normalization=unit --set jitter=0
+
+Prints tables and writes ``results.json`` (and every run directory) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveness.evaluate import evaluate
+from liveness.train import PRESETS, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_RECORDING = "pyis_orig"
+ISO = ("apcer", "bpcer", "acer", "auc")
+
+
+def recordings(data: Path) -> dict[str, int]:
+    """{recording: number of images} for every ``<data>/<name>/{real,fake}``."""
+    return {d.name: sum(1 for _ in d.glob("*/*.png")) for d in sorted(data.iterdir())
+            if (d / "real").is_dir() and (d / "fake").is_dir()}
+
+
+def deal_folds(sizes: dict[str, int], k: int) -> list[list[str]]:
+    """Deal recordings, largest first, into ``k`` folds of similar size (snake order)."""
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for i, name in enumerate(sorted(sizes, key=lambda n: (-sizes[n], n))):
+        round_, pos = divmod(i, k)
+        folds[pos if round_ % 2 == 0 else k - 1 - pos].append(name)
+    return folds
+
+
+def subset_folder(data: Path, names: list[str], where: Path) -> Path:
+    """A folder of symbolic links to some recordings (nothing is copied)."""
+    where.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        link = where / name
+        if not link.exists():
+            link.symlink_to((data / name).resolve(), target_is_directory=True)
+    return where
+
+
+def config(dataset: Path, out: Path, overrides: dict[str, Any], preset: str = "default"
+           ) -> TrainConfig:
+    return TrainConfig(dataset=str(dataset), out=str(out), **{**PRESETS[preset], **overrides})
+
+
+def held_out_figures(model: Path, data: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The model's ISO figures, at its stored threshold, on each recording in ``names``."""
+    rows = {}
+    for name in names:
+        r = evaluate(model, data / name)
+        rows[name] = {k: r[k] for k in (*ISO, "eer", "accuracy", "n_real", "n_fake")}
+    return rows
+
+
+def print_table(title: str, rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Per-recording table plus mean/max ACER and mean AUC (returned)."""
+    print(f"\n{title}\n{'recording':>14} {'n':>5} {'APCER':>7} {'BPCER':>7} {'ACER':>7} "
+          f"{'AUC':>6}")
+    for name, r in rows.items():
+        n = r["n_real"] + r["n_fake"]
+        print(f"{name:>14} {n:5d} {r['apcer']:7.1%} {r['bpcer']:7.1%} {r['acer']:7.1%} "
+              f"{r['auc']:6.3f}")
+    acer = np.array([r["acer"] for r in rows.values()])
+    summary = {"mean_acer": float(acer.mean()), "max_acer": float(acer.max()),
+               "mean_auc": float(np.mean([r["auc"] for r in rows.values()])),
+               "n_above_30pct": int((acer > 0.30).sum())}
+    print(f"{'mean':>14} {'':5} {'':7} {'':7} {summary['mean_acer']:7.1%} "
+          f"{summary['mean_auc']:6.3f}   max ACER {summary['max_acer']:.1%}, "
+          f"{summary['n_above_30pct']} recording(s) above 30%")
+    return summary
+
+
+def run_paper(data: Path, out: Path, overrides: dict[str, Any], verbose: bool) -> dict:
+    run_dir = out / "paper"
+    model = train(config(data / PAPER_RECORDING, run_dir, overrides, preset="paper"),
+                  force=True, verbose=verbose)
+    history = json.loads((run_dir / "history.json").read_text())
+    report = json.loads((run_dir / "report.json").read_text())
+    others = [n for n in recordings(data) if n != PAPER_RECORDING]
+    result = {"val_accuracy_argmax": history["val_accuracy"][-1],
+              "val_accuracy_at_threshold": report["accuracy"], "threshold": model.threshold,
+              "val_auc": report["auc"], "epochs": len(history["loss"]),
+              "other_recordings": held_out_figures(run_dir / "model.npz", data, others)}
+    print(f"\npaper protocol on {PAPER_RECORDING}: validation accuracy "
+          f"{result['val_accuracy_argmax']:.1%} (argmax), {report['accuracy']:.1%} at the "
+          f"stored threshold {model.threshold:.3f}; AUC {report['auc']:.3f}")
+    result["other_summary"] = print_table(
+        f"the same model on the {len(others)} other recordings", result["other_recordings"])
+    return result
+
+
+def run_lro(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: bool) -> dict:
+    sizes = recordings(data)
+    rows: dict[str, dict[str, Any]] = {}
+    folds = deal_folds(sizes, k)
+    for i, test in enumerate(folds):
+        rest = [n for n in sizes if n not in test]
+        pool = subset_folder(data, rest, out / "lro_data" / f"fold{i}")
+        run_dir = out / "lro" / f"fold{i}"
+        print(f"\nfold {i + 1}/{k}: held out {', '.join(test)}", flush=True)
+        train(config(pool, run_dir, overrides), force=True, verbose=verbose)
+        val = json.loads((run_dir / "report.json").read_text())
+        print(f"  validation recordings {', '.join(val.get('per_group', {}) or ['?'])}: "
+              f"AUC {val['auc']:.3f}, threshold {val['threshold']:.3f}")
+        rows |= held_out_figures(run_dir / "model.npz", data, test)
+    rows = dict(sorted(rows.items()))
+    return {"folds": folds, "recordings": rows,
+            "summary": print_table("leave recordings out (each recording never seen in "
+                                   "training)", rows)}
+
+
+def run_all(data: Path, out: Path, overrides: dict[str, Any], verbose: bool) -> dict:
+    run_dir = out / "all"
+    train(config(data, run_dir, overrides), force=True, verbose=verbose)
+    report = json.loads((run_dir / "report.json").read_text())
+    print(f"\nall recordings -> {run_dir / 'model.npz'}; validation recordings "
+          f"{', '.join(report.get('per_group', {}))}: ACER {report['acer']:.1%}, AUC "
+          f"{report['auc']:.3f}, threshold {report['threshold']:.3f}")
+    return {"model": str(run_dir / "model.npz"), "validation": report}
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "normalization=unit"]`` -> typed values from TrainConfig's defaults."""
+    defaults = dataclasses.asdict(TrainConfig("", ""))
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in defaults or key in ("dataset", "out"):
+            sys.exit(f"--set {item}: unknown setting; choose from {sorted(defaults)}")
+        kind = type(defaults[key])
+        if kind is bool:
+            out[key] = value.lower() in ("1", "true", "yes", "on")
+        elif kind is tuple:
+            out[key] = tuple(v for v in value.split(",") if v)
+        elif defaults[key] is None:
+            out[key] = value
+        else:
+            out[key] = kind(value)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(
+        os.environ.get("LIVENESS_DATA", ROOT.parent / "shared" / "data")) / "faces")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/liveness_bench"))
+    parser.add_argument("--run", default="paper,lro,all", help="paper, lro, all")
+    parser.add_argument("--folds", type=int, default=4, help="folds for lro (default 4)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training setting (TrainConfig field)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no face data at {args.data}; pass --data or set LIVENESS_DATA")
+    overrides = parse_overrides(args.set)
+    results: dict[str, Any] = {"data": str(args.data), "overrides": overrides}
+    runners = {"paper": lambda: run_paper(args.data, args.out, overrides, not args.quiet),
+               "lro": lambda: run_lro(args.data, args.out, overrides, args.folds,
+                                      not args.quiet),
+               "all": lambda: run_all(args.data, args.out, overrides, not args.quiet)}
+    for name in args.run.split(","):
+        start = time.perf_counter()
+        results[name] = runners[name]()
+        results[name]["seconds"] = round(time.perf_counter() - start, 1)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
