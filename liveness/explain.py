@@ -1,0 +1,269 @@
+"""``liveness explain``: what the network sees, and which pixels drove its decision.
+
+For every face image one PNG, readable at a glance:
+
+* the face as loaded, and the ``size`` x ``size`` input the network actually sees (after the
+  model's own preprocessing, :mod:`liveness.preprocess`);
+* a **saliency map**: the gradient of the real-class probability with respect to the input
+  pixels, ``s = dP(real)/dx`` (shape ``(3, S, S)``), computed with scratchnet's own backward
+  pass: an eval-mode forward, then ``dout = one-hot(real)`` fed backward through every layer,
+  the final Softmax included. Shown as ``max_c |s[c]|`` over the face (where the network looks,
+  Simonyan et al. 2014) and as ``sum_c s[c]`` (red: brightening the pixel raises P(real), blue:
+  it lowers it). With two classes ``dP(real)/dx = P(1 - P) d(z_real - z_fake)/dx``, so the map
+  has the pattern of the logit margin, scaled down when the network is confident;
+* the first-layer filters (each one an RGB 3x3 patch, mid-gray = 0);
+* the feature maps after each convolution block and each pooling layer, obtained by running
+  the network layer by layer (``for layer in net.layers``); the most active channels are shown.
+
+It shows when a model keys on a screen bezel, a play-button overlay or the background instead
+of the face. The functions :func:`forward_backward`, :func:`explain_image` and
+:func:`render` are what the command uses, and what tests and notebooks can call.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import scratchnet as sn
+from liveness.errors import UserError
+from liveness.net import CLASSES, REAL, LivenessModel, load_model
+from liveness.preprocess import preprocess
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+POOLS = (sn.MaxPool2D, sn.AvgPool2D)
+# A convolution block is a Conv2D and the element-wise layers after it (ReLU, BatchNorm2D, ...)
+# up to the next layer of one of these kinds.
+BLOCK_ENDS = (sn.Conv2D, *POOLS, sn.Flatten, sn.Dense)
+MAPS_PER_STAGE = 8
+MAX_FILTERS = 32
+
+
+@dataclass
+class Explanation:
+    """Everything the picture shows, as arrays (``S`` = the model's input size)."""
+
+    image_rgb: np.ndarray  # (H, W, 3) uint8, the image as loaded
+    input: np.ndarray  # (3, S, S) float32, the network input after preprocessing
+    normalization: str  # the model's normalisation of ``input``
+    score: float  # P(real)
+    threshold: float
+    filters: np.ndarray  # (F, C, k, k) weights of the first Conv2D
+    feature_maps: list[tuple[str, np.ndarray]]  # (label, (C, H, W)) per conv block / pooling
+    saliency: np.ndarray  # (3, S, S) dP(real)/dx
+
+    @property
+    def decision(self) -> str:
+        return CLASSES[REAL] if self.score >= self.threshold else CLASSES[1 - REAL]
+
+
+def forward_backward(net: sn.Sequential, x: np.ndarray,
+                     class_index: int = REAL) -> tuple[list[np.ndarray], np.ndarray]:
+    """Run ``net`` layer by layer in eval mode, then backpropagate from one class's output.
+
+    x: (N, C, H, W). Returns the output of every layer (``outputs[-1]`` is the network output
+    ``p``, (N, classes)) and ``d p[:, class_index] / d x`` (the shape of ``x``): the backward
+    pass starts from ``dout = one-hot(class_index)`` for every sample and goes through
+    ``reversed(net.layers)``, each layer's ``backward`` mapping dL/d(output) to dL/d(input).
+    The layers' ``grads`` are overwritten on the way (harmless: no optimizer step follows).
+    """
+    net.eval()
+    outputs = []
+    h = x
+    for layer in net.layers:
+        h = layer.forward(h, training=False)
+        outputs.append(h)
+    dout = np.zeros_like(h)
+    dout[:, class_index] = 1
+    for layer in reversed(net.layers):
+        dout = layer.backward(dout)
+    return outputs, dout
+
+
+def feature_stages(net: sn.Sequential) -> list[tuple[int, str]]:
+    """``(layer index, label)`` of the layers that end a conv block or are a pooling layer."""
+    layers = net.layers
+    stages, n_conv, n_pool = [], 0, 0
+    for i, layer in enumerate(layers):
+        if isinstance(layer, sn.Conv2D):
+            n_conv += 1
+            end = i
+            while end + 1 < len(layers) and not isinstance(layers[end + 1], BLOCK_ENDS):
+                end += 1
+            names = " > ".join(type(lay).__name__ for lay in layers[i:end + 1])
+            stages.append((end, f"conv block {n_conv} ({names})"))
+        elif isinstance(layer, POOLS):
+            n_pool += 1
+            stages.append((i, f"pooling {n_pool} ({type(layer).__name__})"))
+    return stages
+
+
+def explain_image(model: LivenessModel, image_bgr: np.ndarray) -> Explanation:
+    """Score one face crop (BGR uint8) and collect input, filters, feature maps and saliency."""
+    net = model.net
+    convs = [layer for layer in net.layers if isinstance(layer, sn.Conv2D)]
+    if not convs:
+        raise UserError("the model has no Conv2D layer, so there are no filters or feature "
+                        "maps to show; use a LivenessNet model written by `liveness train`")
+    x = preprocess([image_bgr], model.preprocessing)
+    outputs, dx = forward_backward(net, x, REAL)
+    image = image_bgr if image_bgr.ndim == 3 else cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    return Explanation(
+        image_rgb=np.ascontiguousarray(image[:, :, ::-1]),
+        input=x[0],
+        normalization=model.preprocessing.normalization,
+        score=float(outputs[-1][0, REAL]),
+        threshold=model.threshold,
+        filters=convs[0].params["W"],
+        feature_maps=[(label, outputs[i][0]) for i, label in feature_stages(net)],
+        saliency=dx[0],
+    )
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Min-max rescale to [0, 1] for display (a constant array becomes 0.5)."""
+    lo, hi = float(a.min()), float(a.max())
+    return np.full(a.shape, 0.5) if hi <= lo else (a - lo) / (hi - lo)
+
+
+def _filter_tile(w: np.ndarray) -> np.ndarray:
+    """One filter (C, k, k) as a (k, k, 3) image with mid-gray = 0 (grayscale if C != 3)."""
+    w = w if w.shape[0] == 3 else np.repeat(w.mean(axis=0, keepdims=True), 3, axis=0)
+    peak = float(np.abs(w).max()) or 1.0
+    return (w.transpose(1, 2, 0) / (2 * peak) + 0.5).clip(0, 1)
+
+
+def mosaic(tiles: list[np.ndarray], gap: int = 1) -> np.ndarray:
+    """Tiles of one shape (h, w) or (h, w, 3) side by side, separated by ``gap`` NaN columns."""
+    spacer = np.full((tiles[0].shape[0], gap, *tiles[0].shape[2:]), np.nan)
+    parts = [part for tile in tiles for part in (tile, spacer)][:-1]
+    return np.concatenate(parts, axis=1)
+
+
+def _label_tiles(ax, labels: list[str], tile_width: int, gap: int = 1) -> None:
+    ax.set_xticks([i * (tile_width + gap) + (tile_width - 1) / 2 for i in range(len(labels))],
+                  labels, fontsize=8)
+    ax.tick_params(length=0)
+
+
+def render(expl: Explanation, title: str = "") -> Figure:
+    """The explanation as one matplotlib figure (Agg canvas): save it with :func:`save_png`.
+
+    Top row: the face, the network input, the saliency over the face, ``max_c |s|`` and
+    ``sum_c s``. Then one strip of first-layer filters, and one strip per feature-map stage
+    showing its most active channels (highest mean), each rescaled to its own min..max.
+    """
+    filters = expl.filters[:MAX_FILTERS]
+    rows = 2 + len(expl.feature_maps)
+    fig = Figure(figsize=(14, 4.2 + 1.45 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows, 5, height_ratios=[2.6] + [1] * (rows - 1))
+    colour = "tab:green" if expl.decision == "real" else "tab:red"
+    fig.suptitle(f"{title}   P(real) = {expl.score:.3f}, threshold {expl.threshold:.2f}"
+                 f"  ->  {expl.decision.upper()}", fontsize=14, color=colour, weight="bold")
+
+    h, w = expl.image_rgb.shape[:2]
+    size = expl.input.shape[-1]
+    heat = np.abs(expl.saliency).max(axis=0)
+    signed = expl.saliency.sum(axis=0)
+    axes = [fig.add_subplot(grid[0, i]) for i in range(5)]
+    axes[0].imshow(expl.image_rgb)
+    axes[0].set_title(f"face as loaded ({w}x{h})")
+    shown = expl.input.transpose(1, 2, 0)
+    axes[1].imshow(shown.clip(0, 1) if expl.normalization == "unit" else _unit(shown),
+                   interpolation="nearest")
+    axes[1].set_title(f"network input {size}x{size}\n({expl.normalization} normalisation)")
+    axes[2].imshow(expl.image_rgb)
+    axes[2].imshow(heat, cmap="inferno", alpha=0.55, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                   interpolation="bilinear")
+    axes[2].set_title("saliency on the face\nmax over RGB of |dP(real)/dx|")
+    axes[3].imshow(heat, cmap="inferno", interpolation="nearest")
+    axes[3].set_title(f"|dP(real)/dx|, peak {heat.max():.2g}")
+    lim = float(np.abs(signed).max()) or 1.0
+    axes[4].imshow(signed, cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
+    axes[4].set_title("sum over RGB of dP(real)/dx\nred raises P(real), blue lowers it")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    ax = fig.add_subplot(grid[1, :])
+    ax.imshow(mosaic([_filter_tile(f) for f in filters]), interpolation="nearest")
+    _label_tiles(ax, [str(i) for i in range(len(filters))], filters.shape[3])
+    ax.set_title(f"first-layer filters ({len(filters)} of {len(expl.filters)}, "
+                 f"{filters.shape[1]}x{filters.shape[2]}x{filters.shape[3]}, "
+                 "shown as RGB, mid-gray = 0)", fontsize=10)
+    ax.set_yticks([])
+
+    for row, (label, maps) in enumerate(expl.feature_maps, start=2):
+        c, mh, mw = maps.shape
+        order = np.argsort(-maps.reshape(c, -1).mean(axis=1))[:MAPS_PER_STAGE]
+        ax = fig.add_subplot(grid[row, :])
+        ax.imshow(mosaic([_unit(maps[ch]) for ch in order]), cmap="viridis",
+                  interpolation="nearest")
+        _label_tiles(ax, [f"ch {ch}" for ch in order], mw)
+        ax.set_title(f"{label}: {c}x{mh}x{mw}, the {len(order)} most active channels",
+                     fontsize=10)
+        ax.set_yticks([])
+    return fig
+
+
+def save_png(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    with sn.atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
+
+
+def find_images(paths: list[str]) -> list[tuple[Path, str]]:
+    """Each image file, and each image under each folder (sorted), with a unique output name."""
+    found: list[tuple[Path, str]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) under folder {p}; "
+                                "pass face crops or a folder of them")
+            found += [(f, "_".join(f.relative_to(p).with_suffix("").parts)) for f in files]
+        elif p.is_file():
+            found.append((p, p.stem))
+        else:
+            raise UserError(f"image {p} not found; pass face crop files or folders of them")
+    names: dict[str, int] = {}
+    unique = []
+    for f, name in found:
+        names[name] = names.get(name, 0) + 1
+        unique.append((f, name if names[name] == 1 else f"{name}_{names[name]}"))
+    return unique
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A BGR uint8 image, or a :class:`UserError` naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path}; pass a PNG/JPEG face crop")
+    return image
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model file written by `liveness train` (.npz)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="face crop image(s), or folder(s) of them (searched recursively)")
+    parser.add_argument("--out", required=True, help="folder for the PNGs (one per image)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder for the PNGs")
+    model = load_model(args.model)
+    for path, name in find_images(args.images):
+        expl = explain_image(model, read_image(path))
+        target = out / f"{name}.png"
+        save_png(render(expl, title=str(path)), target)
+        print(f"{target}  P(real)={expl.score:.3f}  {expl.decision}")
+    return 0
