@@ -260,7 +260,7 @@ class Sequential:
         ``accuracy`` (and ``val_loss``/``val_accuracy`` with ``validation_data``).
         """
         y = self._check_data(x, y)
-        optimizer = optimizer or Adam(self.parameters())
+        optimizer = Adam(self.parameters()) if optimizer is None else optimizer
         loss_fn, body, rng = SoftmaxCrossEntropy(), self._body(), np.random.default_rng(seed)
         history = History()
         for cb in callbacks:
