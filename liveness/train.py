@@ -255,6 +255,26 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError("; ".join(problems))
 
 
+def _one_epoch(net: sn.Sequential, optimizer: sn.Optimizer, x: np.ndarray, y: np.ndarray,
+               transform: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+               cfg: TrainConfig, epoch: int, callbacks: list[sn.Callback]) -> dict[str, float]:
+    """One pass of ``fit`` over the training set: ``{"loss", "accuracy", "seconds"}``."""
+    start = time.perf_counter()
+    try:
+        history = net.fit(x, y, epochs=1, batch_size=cfg.batch_size, optimizer=optimizer,
+                          callbacks=callbacks, shuffle=True, seed=cfg.seed * 1000 + epoch,
+                          transform=transform, verbose=0).history
+    except (FloatingPointError, ValueError) as e:
+        # A diverging net shows up as a NaN/inf loss, or earlier as a layer refusing a
+        # non-finite input; any other ValueError is a bug to see in full.
+        if isinstance(e, ValueError) and "NaN or inf" not in str(e):
+            raise
+        raise UserError(f"training diverged in epoch {epoch} ({e}); lower the learning rate "
+                        f"(--lr {cfg.lr:g} now) or check the images") from None
+    return {"loss": history["loss"][-1], "accuracy": history["accuracy"][-1],
+            "seconds": time.perf_counter() - start}
+
+
 def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbose: bool = True,
           callbacks: Sequence[sn.Callback] = ()) -> LivenessModel:
     """Train LivenessNet as ``cfg`` says and write the run directory; returns the model.
@@ -302,37 +322,22 @@ def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbos
     try:
         while epoch < cfg.epochs and not state["stopped"]:
             epoch += 1
-            start = time.perf_counter()
-            bar = _ProgressBar(epoch, cfg.epochs, n_batches, verbose)
-            try:
-                logs = net.fit(x_train, y_train, epochs=1, batch_size=cfg.batch_size,
-                               optimizer=optimizer, callbacks=[bar, *callbacks], shuffle=True,
-                               seed=cfg.seed * 1000 + epoch, transform=transform, verbose=0)
-            except (FloatingPointError, ValueError) as e:
-                # A diverging net shows up as a NaN/inf loss, or earlier as a layer refusing a
-                # non-finite input; any other ValueError is a bug to see in full.
-                if isinstance(e, ValueError) and "NaN or inf" not in str(e):
-                    raise
-                raise UserError(f"training diverged in epoch {epoch} ({e}); lower the learning "
-                                f"rate (--lr {cfg.lr:g} now) or check the images") from None
-            figures, _ = validation_figures(net, x_val, y_val)
-            row = {"loss": logs.history["loss"][-1], "accuracy": logs.history["accuracy"][-1],
-                   **figures, "seconds": time.perf_counter() - start}
+            row = _one_epoch(net, optimizer, x_train, y_train, transform, cfg, epoch,
+                             [_ProgressBar(epoch, cfg.epochs, n_batches, verbose), *callbacks])
+            row |= validation_figures(net, x_val, y_val)[0]
             for k, v in row.items():
                 history.setdefault(k, []).append(float(v))
             say(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  acc "
                 f"{row['accuracy']:.3f}  val_loss {row['val_loss']:.4f}  val_acc "
                 f"{row['val_accuracy']:.3f}  val_auc {row['val_auc']:.3f}  val_eer "
                 f"{row['val_eer']:.3f}  ({row['seconds']:.1f} s)")
-            if cfg.early_stopping:
-                value = row[cfg.monitor]
-                if _improved(cfg.monitor, value, state["best"]):
-                    state.update(best=value, best_epoch=epoch)
-                    best_weights = {k: v.copy() for k, v in net.state_dict().items()}
-                elif epoch - state["best_epoch"] >= cfg.early_stopping:
-                    state["stopped"] = True
-                    say(f"early stopping: {cfg.monitor} has not improved for "
-                        f"{cfg.early_stopping} epochs; keeping epoch {state['best_epoch']}")
+            if cfg.early_stopping and _improved(cfg.monitor, row[cfg.monitor], state["best"]):
+                state.update(best=row[cfg.monitor], best_epoch=epoch)
+                best_weights = {k: v.copy() for k, v in net.state_dict().items()}
+            elif cfg.early_stopping and epoch - state["best_epoch"] >= cfg.early_stopping:
+                state["stopped"] = True
+                say(f"early stopping: {cfg.monitor} has not improved for "
+                    f"{cfg.early_stopping} epochs; keeping epoch {state['best_epoch']}")
             state["epoch"] = epoch
             save_checkpoint(out / CHECKPOINT, net, optimizer, {**state, "history": history},
                             best_weights)

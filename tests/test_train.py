@@ -101,3 +101,15 @@ def test_bad_settings_fail_before_training(synth_dir, tmp_path, capsys):
                      "--threshold-at", "median"]) == 2
     assert "--threshold-at" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_early_stopping_keeps_the_best_epoch(synth_dir, tmp_path):
+    out = tmp_path / "run"
+    model = train(tiny(synth_dir, out, epochs=3, early_stopping=1, monitor="val_auc"),
+                  verbose=False)
+    parts, state = load_checkpoint(out / "checkpoint.npz")
+    auc = json.loads((out / "history.json").read_text())["val_auc"]
+    assert state["best_epoch"] == 1 + max(range(len(auc)), key=lambda i: (auc[i], -i))
+    assert state["stopped"] == (len(auc) == state["best_epoch"] + 1)
+    saved = model.net.state_dict()
+    assert all((saved[k] == v).all() for k, v in parts["best"].items())
