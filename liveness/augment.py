@@ -33,15 +33,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from liveness.data import LABELS, find_images, read_image
+from liveness.data import LABELS, find_images, read_image, write_png
 from liveness.errors import UserError
 from liveness.preprocess import to_input
-from scratchnet.io import atomic_write
 
 
 def _matrix(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray,
@@ -164,10 +162,6 @@ def run(args: argparse.Namespace) -> int:
                 picked += 1
     aug = Augmenter(brightness=args.jitter, contrast=args.jitter, color=args.jitter)
     grid = preview_grid(to_input(chosen, args.size), np.array(labels), aug, args.cols, rng)
-    ok, buf = cv2.imencode(".png", grid)
-    if not ok:
-        raise UserError(f"cannot encode the grid for {args.out}")
-    with atomic_write(Path(args.out), "wb") as f:
-        f.write(buf.tobytes())
+    write_png(args.out, grid)
     print(f"wrote {args.out}: {len(labels)} images x {args.cols - 1} augmentations")
     return 0

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from liveness.errors import UserError
 from liveness.preprocess import to_input
+from scratchnet.io import atomic_write
 
 LABELS = {"fake": 0, "real": 1}  # class ids, in the order of liveness.net.CLASSES
 
@@ -62,6 +63,15 @@ def read_image(path: str | Path) -> np.ndarray | None:
         return cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error:
         return None
+
+
+def write_png(path: str | Path, img: np.ndarray) -> None:
+    """Save a BGR uint8 image as PNG, atomically (a reader never sees half a file)."""
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError(f"cannot encode an image for {path}")
+    with atomic_write(path, "wb") as f:
+        f.write(buf.tobytes())
 
 
 @dataclass

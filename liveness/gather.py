@@ -39,9 +39,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from liveness.data import LABELS, SkipLog, read_image
+from liveness.data import LABELS, SkipLog, read_image, write_png
 from liveness.errors import UserError
-from liveness.faces import make_detector
+from liveness.faces import FaceDetector, make_detector
 from liveness.preprocess import crop_face
 from scratchnet.io import atomic_write
 
@@ -233,14 +233,6 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _save_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise RuntimeError(f"cannot encode a crop for {path}")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
-
-
 class _Store:
     """The dataset folder's crops and its two CSV files, kept in step with each other."""
 
@@ -278,7 +270,8 @@ class _Store:
         _write_csv(self.out_dir / "sources.csv", SOURCES_FIELDS, self.sources)
 
 
-def _crop_frame(frame: np.ndarray, index: int, source: Source, detector, settings: Settings,
+def _crop_frame(frame: np.ndarray, index: int, source: Source, detector: FaceDetector,
+                settings: Settings,
                 store: _Store, counts: Counts) -> list[dict]:
     """Detect faces in one frame, save the kept crops, update ``counts``; manifest rows."""
     boxes = detector.detect(frame)
@@ -294,7 +287,7 @@ def _crop_frame(frame: np.ndarray, index: int, source: Source, detector, setting
             interp = cv2.INTER_AREA if min(crop.shape[:2]) >= side else cv2.INTER_LINEAR
             crop = cv2.resize(crop, (side, side), interpolation=interp)
         name = f"{store.label}/{source.prefix}-f{index:06d}-{rank}.png"
-        _save_png(store.out_dir / name, crop)
+        write_png(store.out_dir / name, crop)
         rows.append({"crop": name, "label": store.label, "source": source.name, "frame": index,
                      "face": rank, "faces_in_frame": len(boxes), **box._asdict(),
                      "margin": settings.margin, "crop_size": settings.crop_size or "",

@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from liveness.data import write_png
 from liveness.faces import Box, make_detector
 from liveness.preprocess import crop_face
 from scratchnet.io import atomic_write
@@ -501,19 +502,11 @@ def write_dataset(out_dir: str | Path, n_per_class: int = 200,
             if crop is None:
                 continue
             path = out_dir / label / f"synthetic_{label}_{len(paths[label]):04d}.png"
-            _write_png(path, crop)
+            write_png(path, crop)
             paths[label].append(path)
     with atomic_write(out_dir / "README.txt", "w") as f:
         f.write(README)
     return paths
-
-
-def _write_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise RuntimeError(f"cannot encode {path}")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
 
 
 def video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, Path]:
