@@ -124,6 +124,8 @@ def load(path: str | os.PathLike) -> Sequential:
     try:
         architecture = json.loads(str(arrays["__architecture__"]))
         metadata = json.loads(str(arrays["__metadata__"]))
+        if not isinstance(metadata, dict):
+            raise ValueError("the metadata is not a JSON object")
         layers = []
         for entry in architecture:
             cls = LAYERS.get(entry["class"])

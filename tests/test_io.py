@@ -93,6 +93,7 @@ def edit_architecture(arrays, **entry) -> None:
     (lambda a: (a.pop("param/4.W", None), a.pop("param/0.b"), reseal(a)), "missing keys"),
     (lambda a: (a.update({"param/0.W": np.zeros((1, 1))}), reseal(a)), "should have shape"),
     (lambda a: (a.update(__architecture__=np.array("[{")), reseal(a)), "invalid"),
+    (lambda a: (a.update(__metadata__=np.array("[1]")), reseal(a)), "not a JSON object"),
 ])
 def test_tampered_files_are_refused(saved, change, match):
     path = saved[1]
