@@ -166,8 +166,11 @@ class Conv2D(Layer):
         if self.direct:
             # dW correlates the padded input with dy; dx is a 3x3 convolution of dy, padded by
             # 2 - pad, with the filters flipped and in/out channels swapped.
-            kernels.conv3x3_weight_grad(self._scratch["xp"], dy, self.grads["W"])
             (pt, pb), (pl, pr) = self.pads
+            xp = self._scratch["xp"]
+            dy_grid = self._work("dy_grid", (n, f, oh, xp.shape[3]))
+            kernels.pad_input(dy, 0, 0, dy_grid)
+            kernels.conv3x3_weight_grad(xp, dy_grid, self.grads["W"])
             dyp = self._work("dyp", (n, f, oh + 4 - pt - pb, ow + 4 - pl - pr))
             kernels.pad_input(dy, 2 - pt, 2 - pl, dyp)
             w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
