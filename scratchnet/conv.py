@@ -38,6 +38,7 @@ import numpy as np
 
 from scratchnet import kernels
 from scratchnet.base import Layer, check_input
+from scratchnet.init import RngLike, he_normal
 
 Pair = int | tuple[int, int] | list[int]
 
@@ -70,7 +71,7 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair | str = 0, *, dtype: Any = np.float32,
-                 rng: np.random.Generator | int | None = None) -> None:
+                 rng: RngLike = None) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"Conv2D: channel counts must be >= 1, got {in_channels}, "
@@ -86,9 +87,8 @@ class Conv2D(Layer):
         self.dtype = np.dtype(dtype)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
-        rng = np.random.default_rng(rng)
-        w = rng.standard_normal((self.out_channels, self.in_channels, kh, kw)) * np.sqrt(2 / fan_in)
-        self.params = {"W": w.astype(self.dtype),
+        w = he_normal((self.out_channels, self.in_channels, kh, kw), fan_in, rng, self.dtype)
+        self.params = {"W": w,
                        "b": np.zeros(self.out_channels, dtype=self.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # The fast path (direct 3x3 kernels) when it applies; False forces the im2col reference.

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_conv import numerical_gradient
 
 import scratchnet.pooling
+from scratchnet.gradcheck import check_layer
 from scratchnet.pooling import AvgPool2D, MaxPool2D
 
 
@@ -48,15 +48,7 @@ def test_3x3_pooling_over_a_5x5_map_max_vs_average():
 def test_backward_matches_finite_differences(case, layer, seed):
     shape, kernel, stride = case
     rng = np.random.default_rng(seed)
-    pool = layer(kernel, stride)
-    x = distinct_input(shape, rng)
-    g = rng.standard_normal(pool.forward(x).shape)
-    dx = pool.backward(g)
-
-    def loss():
-        return float(np.sum(pool.forward(x) * g))
-
-    np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-9)
+    check_layer(layer(kernel, stride), distinct_input(shape, rng), seed=seed)
 
 
 def test_overlapping_max_windows_add_gradients_on_the_shared_winner():
