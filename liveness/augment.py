@@ -135,7 +135,8 @@ def preview_grid(images: np.ndarray, labels: np.ndarray, augmenter: Augmenter, c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (real/ and fake/)")
-    parser.add_argument("--out", default="augment_preview.png", help="grid PNG to write")
+    parser.add_argument("--out", default="augment_preview.png",
+                        help="grid PNG to write (default augment_preview.png)")
     parser.add_argument("--rows", type=int, default=8, help="images (half real, half fake)")
     parser.add_argument("--cols", type=int, default=8, help="original + cols-1 augmentations")
     parser.add_argument("--size", type=int, default=64, help="tile side in pixels (default 64)")

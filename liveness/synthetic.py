@@ -607,7 +607,8 @@ def write_videos(out_dir: str | Path, seconds: float = 4.0, fps: float = 15.0, s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write real/, fake/ (and videos/)")
-    parser.add_argument("--n", type=int, default=200, help="crops per class (default 200)")
+    parser.add_argument("--n", type=int, default=200,
+                        help="crops per class (default 200; 0 with --videos: videos only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--videos", action="store_true",
                         help="also write videos/synthetic_real.mp4 and synthetic_fake.mp4")
