@@ -234,6 +234,19 @@ def test_open_source_errors(tmp_path, monkeypatch):
         open_source("rtsp://example.invalid/stream")
 
 
+def test_busy_camera_that_opens_but_gives_no_frame(monkeypatch, detector):
+    class Busy(FakeCamera):
+        def __init__(self, *args):
+            super().__init__([])
+
+        def isOpened(self):
+            return True
+
+    monkeypatch.setattr(cv2, "VideoCapture", Busy)
+    with pytest.raises(UserError, match="camera 0 opened but delivered no frames.*--source"):
+        run_demo("0", RedOverBlue(), detector)
+
+
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     video = tmp_path / "v.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
