@@ -417,23 +417,23 @@ def run_demo(
     frames ends the run normally (``summary.ended`` says why); one that delivers no frame at
     all is a :class:`UserError`.
     """
-    if isinstance(source_or_capture, (str, int)):
-        cap, name = open_source(source_or_capture)
-    else:
-        cap, name = source_or_capture, type(source_or_capture).__name__
     threshold = model.threshold if threshold is None else threshold
-    tracker = FaceTracker(smooth=smooth, threshold=threshold)
-    summary = DemoSummary(source=name, output=str(output) if output else None,
+    tracker = FaceTracker(smooth=smooth, threshold=threshold)  # checks the options first
+    summary = DemoSummary(source="", output=str(output) if output else None,
                           json=str(json_path) if json_path else None)
     clock = StageClock(summary)
+    pipeline = Pipeline(model, detector, tracker, clock, detect_every)
+    if isinstance(source_or_capture, (str, int)):
+        cap, summary.source = open_source(source_or_capture)
+    else:
+        cap, summary.source = source_or_capture, type(source_or_capture).__name__
     results: list[dict[str, Any]] = []
     start = time.perf_counter()
     try:
-        pipeline = Pipeline(model, detector, tracker, clock, detect_every)
         with clock("capture"):
             frame = read_frame(cap)
         if frame is None:
-            raise no_frames_error(name)
+            raise no_frames_error(summary.source)
         size = (frame.shape[1], frame.shape[0])
         with video_writer(output, source_fps(cap), size) as writer, one_numba_thread():
             while frame is not None:
@@ -496,25 +496,29 @@ def _show(frame: np.ndarray) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model file written by `liveness train`")
-    p.add_argument("--source", default="0",
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="model file written by `liveness train`")
+    p.add_argument("--source", default="0", metavar="SRC",
                    help="camera index, video file or stream URL (default: camera 0)")
-    p.add_argument("--output", help="write the annotated video here (.mp4 or .avi)")
-    p.add_argument("--json", help="write per-frame results (frame, box, score, label) here")
+    p.add_argument("--output", metavar="VIDEO",
+                   help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--json", metavar="PATH",
+                   help="write per-frame results (frame, box, score, label) here")
     p.add_argument("--no-display", action="store_true",
                    help="no window (automatic when there is no screen)")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=float, metavar="T",
                    help="call a face real when P(real) >= T (default: the model's threshold)")
-    p.add_argument("--smooth", type=float, default=0.8,
+    p.add_argument("--smooth", type=float, default=0.8, metavar="S",
                    help="score smoothing over frames in [0, 1): EMA factor, 0 = off (default 0.8)")
-    p.add_argument("--detector", default="haar:1.2",
+    p.add_argument("--detector", default="haar:1.2", metavar="SPEC",
                    help="face detector: haar, haar:SCALE or yunet:MODEL.onnx (default haar:1.2)")
-    p.add_argument("--detect-width", type=int, default=320,
+    p.add_argument("--detect-width", type=int, default=320, metavar="PX",
                    help="run the Haar detector on a copy this many pixels wide (0 = full size)")
-    p.add_argument("--detect-every", type=int, default=1,
+    p.add_argument("--detect-every", type=int, default=1, metavar="K",
                    help="detect faces every K frames, follow them in between (default 1)")
-    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--min-face", type=int, default=40, metavar="PX",
+                   help="smallest face side in pixels (default 40)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
 
 
 def build_detector(spec: str, min_face: int = 40, detect_width: int = 320) -> FaceDetector:
