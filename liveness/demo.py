@@ -24,6 +24,7 @@ about ``1 / (1 - a)`` frames (5 frames, 1/6 s at 30 fps).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -461,7 +462,8 @@ def run_demo(
         summary.seconds = time.perf_counter() - start
         cap.release()
         if display:
-            cv2.destroyAllWindows()
+            with contextlib.suppress(cv2.error):  # no GUI backend: already reported
+                cv2.destroyAllWindows()
     summary.tracks, summary.flips = tracker.created, tracker.flips
     if json_path is not None:
         with atomic_write(json_path, "w") as f:
