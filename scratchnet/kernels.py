@@ -265,3 +265,85 @@ def conv3x3_weight_grad(xp, dy_grid, dw):
         dw[f, c, 0, 0], dw[f, c, 0, 1], dw[f, c, 0, 2] = s00, s01, s02
         dw[f, c, 1, 0], dw[f, c, 1, 1], dw[f, c, 1, 2] = s10, s11, s12
         dw[f, c, 2, 0], dw[f, c, 2, 1], dw[f, c, 2, 2] = s20, s21, s22
+
+
+# ---- batch normalisation: per-channel loops over a (N, C, L) view --------------------------------
+# BatchNorm2D sees (N, C, H, W) as (N, C, H*W) and BatchNorm1D sees (N, C) as (N, C, 1). NumPy
+# would reduce over axes (0, 2) with temporaries for x - mean, xhat, dout * xhat, ...; here each
+# channel is one thread's work and every statistic is a running sum.
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def channel_mean_var(x, mean, var):
+    """Per-channel mean and biased variance of ``x`` (N, C, L) over N and L (float64 sums)::
+
+        mean[c] = sum of x[:, c, :] / M       var[c] = sum of (x[:, c, :] - mean[c])^2 / M
+    """
+    n_, c_, l_ = x.shape
+    m = n_ * l_
+    for c in prange(c_):
+        s = 0.0
+        for n in range(n_):
+            for k in range(l_):
+                s += x[n, c, k]
+        mu = s / m
+        ss = 0.0
+        for n in range(n_):
+            for k in range(l_):
+                d = x[n, c, k] - mu
+                ss += d * d
+        mean[c], var[c] = mu, ss / m
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def batchnorm_forward(x, mean, inv_std, gamma, beta, y):
+    """``y[n, c, k] = gamma[c] * (x[n, c, k] - mean[c]) * inv_std[c] + beta[c]``, all (N, C, L)."""
+    n_, c_, l_ = x.shape
+    for c in prange(c_):
+        mu, scale, shift = mean[c], gamma[c] * inv_std[c], beta[c]
+        for n in range(n_):
+            for k in range(l_):
+                y[n, c, k] = (x[n, c, k] - mu) * scale + shift
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
+    """Gradients of :func:`batchnorm_forward`, with ``xhat = (x - mean) * inv_std`` (N, C, L)::
+
+        dbeta[c] = sum of dout[:, c, :]       dgamma[c] = sum of dout[:, c, :] * xhat[:, c, :]
+        training: dx = gamma * inv_std / M * (M * dout - dbeta - xhat * dgamma)
+        eval:     dx = gamma * inv_std * dout      (mean and inv_std are constants then)
+    """
+    n_, c_, l_ = x.shape
+    m = n_ * l_
+    for c in prange(c_):
+        mu, inv = mean[c], inv_std[c]
+        s, sx = 0.0, 0.0
+        for n in range(n_):
+            for k in range(l_):
+                s += dout[n, c, k]
+                sx += dout[n, c, k] * (x[n, c, k] - mu) * inv
+        dbeta[c], dgamma[c] = s, sx
+        scale = gamma[c] * inv
+        shift = scale * s / m if training else 0.0
+        slope = scale * sx / m * inv if training else 0.0
+        for n in range(n_):
+            for k in range(l_):
+                dx[n, c, k] = scale * dout[n, c, k] - shift - slope * (x[n, c, k] - mu)
+
+
+# ---- optimizer -------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def adam_update(w, g, m, v, beta1, beta2, step_size, v_correction, eps):
+    """One Adam step on flat arrays, in place (the bias corrections are folded into
+    ``step_size = lr / (1 - beta1^t)`` and ``v_correction = 1 / sqrt(1 - beta2^t)``)::
+
+        m = beta1 * m + (1 - beta1) * g         v = beta2 * v + (1 - beta2) * g^2
+        w = w - step_size * m / (sqrt(v) * v_correction + eps)
+    """
+    for i in range(w.size):
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+        w[i] -= step_size * m[i] / (np.sqrt(v[i]) * v_correction + eps)

@@ -18,7 +18,8 @@ Backward (sums over the M values of each channel; ``std = sqrt(var + eps)``)::
     training:  dx = gamma / (M * std) * (M * dout - dbeta - xhat * dgamma)
     eval:      dx = gamma / std * dout          (mu and var are constants)
 
-``backward`` overwrites ``grads``; it uses the mode of the last ``forward``.
+``backward`` overwrites ``grads``; it uses the mode of the last ``forward``. The per-channel
+loops run as compiled kernels (``scratchnet.kernels``) on an (N, C, L) view of the input.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from scratchnet import kernels
 from scratchnet.base import Layer
 
 
@@ -49,8 +51,6 @@ class _BatchNorm(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.buffers = {"running_mean": np.zeros(c, self.dtype),
                         "running_var": np.ones(c, self.dtype)}
-        self._axes = (0,) if self.ndim == 2 else (0, 2, 3)
-        self._bshape = (1, c) if self.ndim == 2 else (1, c, 1, 1)  # broadcast (C,) over x
 
     def config(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,
@@ -62,37 +62,34 @@ class _BatchNorm(Layer):
             raise ValueError(f"{type(self).__name__}: expected input {layout}, got shape "
                              f"{x.shape}")
         m = x.size // self.num_features
+        x3 = np.ascontiguousarray(x).reshape(len(x), self.num_features, -1)  # (N, C, L) view
         if training:
             if m < 2:
                 raise ValueError(f"{type(self).__name__}: training needs more than one value "
                                  f"per channel, got input shape {x.shape}")
-            mu = x.mean(axis=self._axes)
-            xc = x - mu.reshape(self._bshape)
-            var = np.square(xc).mean(axis=self._axes)
+            mu, var = np.empty(self.num_features), np.empty(self.num_features)
+            kernels.channel_mean_var(x3, mu, var)
             rm, rv, mom = self.buffers["running_mean"], self.buffers["running_var"], self.momentum
             rm *= 1 - mom
             rm += mom * mu
             rv *= 1 - mom
             rv += (mom * m / (m - 1)) * var
         else:
-            var = self.buffers["running_var"]
-            xc = x - self.buffers["running_mean"].reshape(self._bshape)
-        self._training, self._m = training, m
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        self._training, self._x3 = training, x3
+        self._mu = mu.astype(x.dtype)
         self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        self._xhat = xc * self._inv_std.reshape(self._bshape)
-        return (self.params["gamma"].reshape(self._bshape) * self._xhat
-                + self.params["beta"].reshape(self._bshape))
+        y = np.empty_like(x3)
+        kernels.batchnorm_forward(x3, self._mu, self._inv_std, self.params["gamma"],
+                                  self.params["beta"], y)
+        return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dbeta = dout.sum(axis=self._axes)
-        dgamma = (dout * self._xhat).sum(axis=self._axes)
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
-        scale = (self.params["gamma"] * self._inv_std).reshape(self._bshape)
-        if not self._training:
-            return scale * dout
-        m, b = self._m, self._bshape
-        return (scale / m) * (m * dout - dbeta.reshape(b) - self._xhat * dgamma.reshape(b))
+        d3 = np.ascontiguousarray(dout, dtype=self._x3.dtype).reshape(self._x3.shape)
+        dx = np.empty_like(d3)
+        kernels.batchnorm_backward(self._x3, self._mu, self._inv_std, self.params["gamma"], d3,
+                                   self._training, dx, self.grads["gamma"], self.grads["beta"])
+        return dx.reshape(dout.shape)
 
 
 class BatchNorm1D(_BatchNorm):

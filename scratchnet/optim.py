@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from scratchnet import kernels
 from scratchnet.base import Parameter
 
 
@@ -109,10 +110,7 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - b1 ** self.t)
         v_correction = 1 / np.sqrt(1 - b2 ** self.t)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = p.grad
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * np.square(g)
-            # w -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections pulled out of the arrays
-            p.data[...] -= step_size * m / (np.sqrt(v) * v_correction + self.eps)
+            # w -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections pulled out of the
+            # arrays; one compiled pass over each parameter (flat views, updated in place).
+            kernels.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1),
+                                v.reshape(-1), b1, b2, step_size, v_correction, self.eps)
