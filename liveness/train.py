@@ -68,7 +68,7 @@ class TrainConfig:
     normalization: str = "standardize"
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
-    balance: bool = True  # oversample the smaller class so both are seen equally often
+    balance: str = "group"  # "group": real = fake within each recording; "class"; "none"
     early_stopping: int = 0  # patience in epochs (0 = off)
     monitor: str = "val_loss"  # or "val_auc"
     threshold_at: str = "eer"  # "eer", "bpcer=0.05" or a fixed number such as "0.5"
@@ -91,7 +91,7 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"lr": 1e-5, "batch_size": 8, "epochs": 50, "split": "random",
-              "val_fraction": 0.25, "augment": True, "jitter": 0.0, "balance": False,
+              "val_fraction": 0.25, "augment": True, "jitter": 0.0, "balance": "none",
               "normalization": "unit"},
 }
 
@@ -129,12 +129,29 @@ def load_split(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     return train, val
 
 
-def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices that repeat the smaller class (drawn at random) until both classes are equal."""
-    by_class = [np.flatnonzero(labels == c) for c in (0, 1)]
-    n = max(len(i) for i in by_class)
-    extra = [rng.choice(i, n - len(i), replace=True) for i in by_class]
-    return np.concatenate(by_class + extra)
+BALANCES = ("group", "class", "none")
+
+
+def balanced_order(labels: np.ndarray, groups: np.ndarray, balance: str,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Training indices with the smaller class repeated (drawn at random) up to the larger.
+
+    ``"class"`` balances the whole set; ``"group"`` balances real and fake *within each group*
+    (recording). The latter matters when recordings differ in their share of fakes: then
+    "which recording is this?" predicts the label, a shortcut that does not transfer to a new
+    recording. With real = fake inside every recording, that cue carries no information and
+    the net has to learn the difference between real and replayed faces instead.
+    ``"none"`` keeps the data as it is.
+    """
+    if balance == "none":
+        return np.arange(len(labels))
+    keys = groups if balance == "group" else np.full(len(labels), "all")
+    order = []
+    for g in np.unique(keys):
+        in_g = [np.flatnonzero((keys == g) & (labels == c)) for c in (0, 1)]
+        n = max(len(i) for i in in_g)
+        order += [np.r_[i, rng.choice(i, n - len(i))] for i in in_g if len(i)]
+    return np.concatenate(order)
 
 
 def make_transform(cfg: TrainConfig) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -246,6 +263,7 @@ def check_config(cfg: TrainConfig) -> None:
     problems = [msg for bad, msg in (
         (cfg.normalization not in NORMALIZATIONS, f"--normalization: one of {NORMALIZATIONS}"),
         (cfg.split not in ("auto", "random", "group"), "--split must be auto, random or group"),
+        (cfg.balance not in BALANCES, f"--balance must be one of {BALANCES}"),
         (cfg.monitor not in ("val_loss", "val_auc"), "--monitor must be val_loss or val_auc"),
         (cfg.epochs < 1 or cfg.batch_size < 1, "--epochs and --batch-size must be >= 1"),
         (not 0 < cfg.val_fraction < 1, "--val-fraction must be between 0 and 1"),
@@ -290,8 +308,7 @@ def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbos
     say = print if verbose else (lambda *a, **k: None)
     train_set, val_set = load_split(cfg)
     rng = np.random.default_rng(cfg.seed)
-    order = balanced_order(train_set.labels, rng) if cfg.balance \
-        else np.arange(len(train_set.labels))
+    order = balanced_order(train_set.labels, train_set.groups, cfg.balance, rng)
     x_train, y_train = train_set.images[order], train_set.labels[order]
     x_val, y_val = normalize(val_set.images, cfg.normalization), val_set.labels
 
@@ -420,8 +437,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train without augmentation")
     parser.add_argument("--jitter", type=float,
                         help=f"brightness/contrast/colour jitter, default {d.jitter}")
-    parser.add_argument("--no-balance", dest="balance", action="store_false", default=None,
-                        help="do not oversample the smaller class")
+    parser.add_argument("--balance", choices=BALANCES,
+                        help="oversample the smaller class within each recording (group), "
+                             f"over the whole set (class), or not (none); default {d.balance}")
     parser.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                         help="stop when --monitor has not improved for PATIENCE epochs and "
                              "keep the best epoch")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import scratchnet as sn
 from liveness import cli
 from liveness.errors import UserError
 from liveness.net import load_model
-from liveness.train import TrainConfig, load_checkpoint, resume_config, train
+from liveness.train import TrainConfig, balanced_order, load_checkpoint, resume_config, train
 
 OUTPUTS = ("model.npz", "history.json", "curves.png", "report.json", "report.txt",
            "confusion.png", "roc.png", "checkpoint.npz", "config.json")
@@ -113,3 +114,17 @@ def test_early_stopping_keeps_the_best_epoch(synth_dir, tmp_path):
     assert state["stopped"] == (len(auc) == state["best_epoch"] + 1)
     saved = model.net.state_dict()
     assert all((saved[k] == v).all() for k, v in parts["best"].items())
+
+
+def test_balanced_order_per_group_and_per_class():
+    labels = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+    rng = np.random.default_rng(0)
+    by_group = balanced_order(labels, groups, "group", rng)
+    counts = {(g, c): int(((groups[by_group] == g) & (labels[by_group] == c)).sum())
+              for g in "ab" for c in (0, 1)}
+    assert counts == {("a", 0): 3, ("a", 1): 3, ("b", 0): 3, ("b", 1): 3}
+    assert set(range(8)) <= set(by_group.tolist())  # nothing dropped
+    by_class = balanced_order(labels, groups, "class", rng)
+    assert np.bincount(labels[by_class]).tolist() == [4, 4]
+    assert balanced_order(labels, groups, "none", rng).tolist() == list(range(8))
