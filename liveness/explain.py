@@ -23,6 +23,7 @@ of the face. The functions :func:`forward_backward`, :func:`explain_image` and
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,25 +221,34 @@ def save_png(fig: Figure, path: str | Path) -> None:
 
 
 def find_images(paths: list[str]) -> list[tuple[Path, str]]:
-    """Each image file, and each image under each folder (sorted), with a unique output name."""
-    found: list[tuple[Path, str]] = []
+    """Each image file, and each image under each folder (sorted), with a unique output name.
+
+    A file is named by its stem, an image found in a folder by its path inside the folder
+    (``real/7.png`` -> ``real_7``); names that clash take in parent folders until they differ
+    (``alexcamargo/real/4.png`` and ``krzysiek/real/4.png`` -> ``alexcamargo_real_4``, ...).
+    """
+    found: list[tuple[Path, int]] = []  # (file, how many trailing path parts name it)
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
             if not files:
                 raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) under folder {p}; "
                                 "pass face crops or a folder of them")
-            found += [(f, "_".join(f.relative_to(p).with_suffix("").parts)) for f in files]
+            found += [(f, len(f.relative_to(p).parts)) for f in files]
         elif p.is_file():
-            found.append((p, p.stem))
+            found.append((p, 1))
         else:
             raise UserError(f"image {p} not found; pass face crop files or folders of them")
-    names: dict[str, int] = {}
-    unique = []
-    for f, name in found:
-        names[name] = names.get(name, 0) + 1
-        unique.append((f, name if names[name] == 1 else f"{name}_{names[name]}"))
-    return unique
+    parts = [f.resolve().with_suffix("").parts for f, _ in found]
+    depth = [d for _, d in found]
+    while True:
+        names = ["_".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        counts = Counter(names)
+        clashing = [i for i, n in enumerate(names) if counts[n] > 1 and depth[i] < len(parts[i])]
+        if not clashing:
+            return [(f, n) for (f, _), n in zip(found, names, strict=True)]
+        for i in clashing:
+            depth[i] += 1
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -250,7 +260,8 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file written by `liveness train` (.npz)")
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file written by `liveness train` (.npz)")
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="face crop image(s), or folder(s) of them (searched recursively)")
     parser.add_argument("--out", required=True, help="folder for the PNGs (one per image)")

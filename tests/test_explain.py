@@ -10,7 +10,14 @@ import pytest
 
 import scratchnet as sn
 from liveness import cli
-from liveness.explain import explain_image, feature_stages, forward_backward, render, save_png
+from liveness.explain import (
+    explain_image,
+    feature_stages,
+    find_images,
+    forward_backward,
+    render,
+    save_png,
+)
 from liveness.net import REAL, LivenessModel, build_livenessnet
 from liveness.preprocess import Preprocessing
 from scratchnet.gradcheck import numerical_gradient
@@ -105,6 +112,18 @@ def test_feature_stages_of_the_plain_net():
     stages = feature_stages(net)
     assert [i for i, _ in stages] == [1, 3, 4, 6, 8, 9]
     assert all(names[i] in ("ReLU", "MaxPool2D") for i, _ in stages)
+
+
+def test_output_names_are_unique_and_readable(tmp_path: Path):
+    for sub in ("a/real", "b/real", "c"):
+        (tmp_path / sub).mkdir(parents=True)
+    files = [tmp_path / "a/real/4.png", tmp_path / "b/real/4.png", tmp_path / "c/face.jpg"]
+    for f in files:
+        f.write_bytes(b"")
+    (tmp_path / "c/notes.txt").write_text("not an image")
+    assert [name for _, name in find_images([str(f) for f in files])] == [
+        "a_real_4", "b_real_4", "face"]
+    assert find_images([str(tmp_path / "c")]) == [(tmp_path / "c/face.jpg", "face")]
 
 
 @pytest.fixture
