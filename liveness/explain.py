@@ -15,16 +15,19 @@ For every face image one PNG, readable at a glance:
 * the feature maps after each convolution block and each pooling layer, obtained by running
   the network layer by layer (``for layer in net.layers``); the most active channels are shown.
 
-It shows when a model keys on a screen bezel, a play-button overlay or the background instead
-of the face. The functions :func:`forward_backward`, :func:`explain_image` and
-:func:`render` are what the command uses, and what tests and notebooks can call.
+With more than one image, ``mean_saliency.png`` adds the mean saliency map of each folder:
+single maps are speckled, the mean over a recording shows when a model keys on a screen bezel,
+a play-button overlay or the background instead of the face.
+
+The functions :func:`forward_backward`, :func:`explain_image`, :func:`render` and
+:func:`render_mean_saliency` are what the command uses, and what tests and notebooks can call.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -44,6 +47,8 @@ POOLS = (sn.MaxPool2D, sn.AvgPool2D)
 BLOCK_ENDS = (sn.Conv2D, *POOLS, sn.Flatten, sn.Dense)
 MAPS_PER_STAGE = 8
 MAX_FILTERS = 32
+SMOOTH_SIGMA = 1.0  # input pixels
+MEAN_NAME = "mean_saliency.png"
 
 
 @dataclass
@@ -156,9 +161,10 @@ def _label_tiles(ax, labels: list[str], tile_width: int, gap: int = 1) -> None:
 def render(expl: Explanation, title: str = "") -> Figure:
     """The explanation as one matplotlib figure (Agg canvas): save it with :func:`save_png`.
 
-    Top row: the face, the network input, the saliency over the face, ``max_c |s|`` and
-    ``sum_c s``. Then one strip of first-layer filters, and one strip per feature-map stage
-    showing its most active channels (highest mean), each rescaled to its own min..max.
+    Top row: the face, the network input, the saliency over the face (lightly blurred),
+    ``max_c |s|`` and ``sum_c s``. Then one strip of first-layer filters, and one strip per
+    feature-map stage showing its most active channels (highest mean), each rescaled to its own
+    min..max.
     """
     filters = expl.filters[:MAX_FILTERS]
     rows = 2 + len(expl.feature_maps)
@@ -181,9 +187,12 @@ def render(expl: Explanation, title: str = "") -> Figure:
                    interpolation="nearest")
     axes[1].set_title(f"network input {size}x{size}\n({expl.normalization} normalisation)")
     axes[2].imshow(expl.image_rgb)
-    axes[2].imshow(heat, cmap="inferno", alpha=0.55, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+    # Raw gradients are speckled pixel to pixel; a light blur shows *where* at a glance.
+    smooth = cv2.GaussianBlur(heat, (0, 0), SMOOTH_SIGMA)
+    axes[2].imshow(smooth, cmap="inferno", alpha=0.6, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                    interpolation="bilinear")
-    axes[2].set_title("saliency on the face\nmax over RGB of |dP(real)/dx|")
+    axes[2].set_title(f"saliency on the face: max over RGB\nof |dP(real)/dx|, blurred "
+                      f"(sigma {SMOOTH_SIGMA:g} px)")
     axes[3].imshow(heat, cmap="inferno", interpolation="nearest")
     axes[3].set_title(f"|dP(real)/dx|, peak {heat.max():.2g}")
     lim = float(np.abs(signed).max()) or 1.0
@@ -214,6 +223,41 @@ def render(expl: Explanation, title: str = "") -> Figure:
     return fig
 
 
+def border_share(heat: np.ndarray) -> float:
+    """Fraction of a saliency map's total on the outer ring of the image (1/8 of its side)."""
+    width = max(1, heat.shape[0] // 8)
+    inner = heat[width:-width, width:-width].sum()
+    return float(1 - inner / heat.sum()) if heat.sum() > 0 else 0.0
+
+
+def render_mean_saliency(by_folder: dict[str, list[Explanation]]) -> Figure:
+    """Where the network looks on average, one panel per folder of images.
+
+    Each image's map ``max_c |dP(real)/dx|`` is scaled to sum 1 before averaging, so confident
+    and unsure faces weigh the same. Single maps are speckled; the mean shows what the network
+    keys on for a whole recording: a bright band along an edge means the crop border (screen
+    bezel, background) rather than the face. Each title gives the share of the saliency on the
+    outer ring (1/8 of the side), against the share of the pixels there.
+    """
+    fig = Figure(figsize=(3.2 * len(by_folder), 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle("mean saliency |dP(real)/dx| per folder (each map normalised to sum 1)")
+    for ax, (folder, expls) in zip(np.atleast_1d(fig.subplots(1, len(by_folder))),
+                                   by_folder.items(), strict=True):
+        heats = [np.abs(e.saliency).max(axis=0) for e in expls]
+        maps = [h / h.sum() for h in heats if h.sum() > 0]  # 0 only if P(real) saturated
+        mean = np.mean(maps, axis=0) if maps else np.zeros_like(heats[0])
+        ring_pixels = border_share(np.ones_like(mean))
+        n_real = sum(e.decision == "real" for e in expls)
+        ax.imshow(mean, cmap="inferno", interpolation="nearest")
+        ax.set_title(f"{folder}\n{len(expls)} images, {n_real} called real\n"
+                     f"border: {border_share(mean):.0%} of saliency, {ring_pixels:.0%} of pixels",
+                     fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
 def save_png(fig: Figure, path: str | Path) -> None:
     """Write ``fig`` as a PNG, atomically."""
     with sn.atomic_write(path, "wb") as f:
@@ -239,7 +283,7 @@ def find_images(paths: list[str]) -> list[tuple[Path, str]]:
             found.append((p, 1))
         else:
             raise UserError(f"image {p} not found; pass face crop files or folders of them")
-    parts = [f.resolve().with_suffix("").parts for f, _ in found]
+    parts = [f.absolute().with_suffix("").parts for f, _ in found]
     depth = [d for _, d in found]
     while True:
         names = ["_".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
@@ -272,9 +316,16 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the PNGs")
     model = load_model(args.model)
-    for path, name in find_images(args.images):
+    images = find_images(args.images)
+    by_folder: dict[str, list[Explanation]] = {}
+    for path, name in images:
         expl = explain_image(model, read_image(path))
         target = out / f"{name}.png"
         save_png(render(expl, title=str(path)), target)
         print(f"{target}  P(real)={expl.score:.3f}  {expl.decision}")
+        folder = "/".join(path.absolute().parent.parts[-2:])
+        by_folder.setdefault(folder, []).append(replace(expl, feature_maps=[]))  # maps are large
+    if len(images) > 1:
+        save_png(render_mean_saliency(by_folder), out / MEAN_NAME)
+        print(f"{out / MEAN_NAME}  mean saliency per folder")
     return 0

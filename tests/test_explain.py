@@ -11,6 +11,7 @@ import pytest
 import scratchnet as sn
 from liveness import cli
 from liveness.explain import (
+    border_share,
     explain_image,
     feature_stages,
     find_images,
@@ -114,6 +115,15 @@ def test_feature_stages_of_the_plain_net():
     assert all(names[i] in ("ReLU", "MaxPool2D") for i, _ in stages)
 
 
+def test_border_share():
+    assert border_share(np.ones((32, 32))) == pytest.approx(1 - (24 / 32) ** 2)
+    centre = np.zeros((32, 32))
+    centre[4:28, 4:28] = 1
+    assert border_share(centre) == 0
+    centre[0, 0] = centre.sum()  # as much on one border pixel as in the whole centre
+    assert border_share(centre) == pytest.approx(0.5)
+
+
 def test_output_names_are_unique_and_readable(tmp_path: Path):
     for sub in ("a/real", "b/real", "c"):
         (tmp_path / sub).mkdir(parents=True)
@@ -140,9 +150,10 @@ def test_command_on_a_folder(tmp_path: Path, model_file: Path, capsys):
         cv2.imwrite(str(faces / label / "0.png"), face(shade=shade))
     out = tmp_path / "explained"
     assert cli.main(["explain", str(model_file), str(faces), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["fake_0.png", "real_0.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["fake_0.png", "mean_saliency.png",
+                                                     "real_0.png"]
     printed = capsys.readouterr().out
-    assert printed.count("P(real)=") == 2
+    assert printed.count("P(real)=") == 2 and "mean saliency per folder" in printed
 
 
 @pytest.mark.parametrize("case", ["no model", "no image", "empty folder", "not an image",
