@@ -20,7 +20,7 @@ from liveness.explain import (
     save_png,
 )
 from liveness.net import REAL, LivenessModel, build_livenessnet
-from liveness.preprocess import Preprocessing
+from liveness.preprocess import Preprocessing, preprocess
 from scratchnet.gradcheck import numerical_gradient
 
 
@@ -82,9 +82,12 @@ def test_saliency_is_the_gradient_of_p_real():
 
 
 def test_explain_image_on_livenessnet(tmp_path: Path):
-    model = LivenessModel(build_livenessnet(seed=0), Preprocessing(), threshold=0.4)
+    pp = Preprocessing(normalization="standardize")
+    model = LivenessModel(build_livenessnet(seed=0), pp, threshold=0.4)
     img = face()
     expl = explain_image(model, img)
+
+    assert np.array_equal(expl.input, preprocess([img], pp)[0])  # the model's own preprocessing
 
     assert expl.input.shape == (3, 32, 32)
     assert expl.filters.shape == (16, 3, 3, 3)
