@@ -59,7 +59,7 @@ class TrainConfig:
     val_groups: tuple[str, ...] = ()  # recordings to validate on (split=group)
     val_fraction: float = 0.25
     seed: int = 0
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 1e-3
     plain: bool = False
@@ -69,7 +69,7 @@ class TrainConfig:
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
     balance: str = "group"  # "group": real = fake within each recording; "class"; "none"
-    early_stopping: int = 0  # patience in epochs (0 = off)
+    early_stopping: int = 2  # patience in epochs (0 = off)
     monitor: str = "val_loss"  # or "val_auc"
     threshold_at: str = "eer"  # "eer", "bpcer=0.05" or a fixed number such as "0.5"
 
@@ -92,7 +92,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"lr": 1e-5, "batch_size": 8, "epochs": 50, "split": "random",
               "val_fraction": 0.25, "augment": True, "jitter": 0.0, "balance": "none",
-              "normalization": "unit"},
+              "early_stopping": 0, "normalization": "unit"},
 }
 
 
