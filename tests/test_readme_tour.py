@@ -14,19 +14,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## How a CNN works, in this code"
-# Used only until the tour is pasted into README.md (then this file is deleted).
-DRAFT = ROOT / "TOUR_SECTION.md"
+README = ROOT / "README.md"
 
 
 def tour_text() -> tuple[str, Path]:
-    """The tour section (from its heading to the next ``## `` heading) and the file it is in."""
-    for path in (ROOT / "README.md", DRAFT):
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if HEADING in text:
-            section = text[text.index(HEADING):]
-            following = section.find("\n## ", len(HEADING))
-            return (section if following < 0 else section[:following]), path
-    raise AssertionError(f"README.md has no section {HEADING!r}")
+    """The tour section of README.md (from its heading to the next ``## `` heading)."""
+    text = README.read_text(encoding="utf-8")
+    assert HEADING in text, f"README.md has no section {HEADING!r}"
+    section = text[text.index(HEADING):]
+    following = section.find("\n## ", len(HEADING))
+    return (section if following < 0 else section[:following]), README
 
 
 def test_tour_snippets_print_what_the_text_says():
