@@ -437,6 +437,7 @@ def run_demo(
             raise no_frames_error(summary.source)
         size = (frame.shape[1], frame.shape[0])
         with video_writer(output, source_fps(cap), size) as writer, one_numba_thread():
+            warm_up(model)
             while frame is not None:
                 tracks = pipeline.process(frame, summary.frames)
                 with clock("output"):
@@ -470,6 +471,13 @@ def run_demo(
             json.dump({"summary": summary.to_dict(), "threshold": threshold, "smooth": smooth,
                        "frames": results}, f, indent=1)
     return summary
+
+
+def warm_up(model: Scorer) -> None:
+    """One forward pass on a blank face, so loading/compiling the Numba kernels (~0.3 s)
+    is not counted as the first frame's inference time."""
+    size = model.preprocessing.size
+    model.scores(np.zeros((1, 3, size, size), np.float32))
 
 
 def _record(summary: DemoSummary, tracks: list[Track]) -> dict[str, Any]:
