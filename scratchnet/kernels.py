@@ -21,8 +21,18 @@ compilation. Each kernel is compiled once per dtype (float32, float64), never pe
 
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+# Numba's OpenMP thread pool keeps its workers spinning between parallel loops; on a busy
+# machine (more runnable threads than cores) every loop then waits for a descheduled spinner
+# and training slows down tenfold. The built-in "workqueue" pool has no such stalls. A choice
+# made by the user (NUMBA_THREADING_LAYER) wins; it must be made before the first parallel call.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @njit(cache=True, parallel=True)
@@ -204,29 +214,43 @@ def conv3x3(xp, w, b, y):
     ``xp`` (N, C, OH+2, OW+2), ``w`` (F, C, 3, 3), ``b`` (F,) -> ``y`` (N, F, OH, OW)::
 
         y[n, f, oh, ow] = b[f] + sum over c, i<3, j<3 of w[f, c, i, j] * xp[n, c, oh+i, ow+j]
+
+    Each task computes two output channels ``f`` and ``g = f + 1`` of one sample, so every
+    input value loaded feeds two sums (for odd F the last task computes channel F-1 twice).
     """
     n_, c_, hp, wp = xp.shape
     f_, oh_, ow_ = y.shape[1], y.shape[2], y.shape[3]
     length = (oh_ - 1) * wp + ow_  # flat positions q from pixel (0, 0) to (OH-1, OW-1)
     flat = xp.reshape(n_, c_, hp * wp)
-    for nf in prange(n_ * f_):
-        n, f = nf // f_, nf % f_
-        acc = np.zeros(length, dtype=y.dtype)  # y[n, f] on the padded grid
+    pairs = (f_ + 1) // 2
+    for task in prange(n_ * pairs):
+        n, f = task // pairs, 2 * (task % pairs)
+        g = min(f + 1, f_ - 1)
+        acc_f = np.zeros(length, dtype=y.dtype)  # y[n, f] and y[n, g] on the padded grid
+        acc_g = np.zeros(length, dtype=y.dtype)
         for c in range(c_):
             x = flat[n, c]
             x00, x01, x02 = x[0:], x[1:], x[2:]  # x_ij[q] = tap (i, j) of pixel q
             x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
             x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
-            w00, w01, w02 = w[f, c, 0, 0], w[f, c, 0, 1], w[f, c, 0, 2]
-            w10, w11, w12 = w[f, c, 1, 0], w[f, c, 1, 1], w[f, c, 1, 2]
-            w20, w21, w22 = w[f, c, 2, 0], w[f, c, 2, 1], w[f, c, 2, 2]
+            f00, f01, f02 = w[f, c, 0, 0], w[f, c, 0, 1], w[f, c, 0, 2]
+            f10, f11, f12 = w[f, c, 1, 0], w[f, c, 1, 1], w[f, c, 1, 2]
+            f20, f21, f22 = w[f, c, 2, 0], w[f, c, 2, 1], w[f, c, 2, 2]
+            g00, g01, g02 = w[g, c, 0, 0], w[g, c, 0, 1], w[g, c, 0, 2]
+            g10, g11, g12 = w[g, c, 1, 0], w[g, c, 1, 1], w[g, c, 1, 2]
+            g20, g21, g22 = w[g, c, 2, 0], w[g, c, 2, 1], w[g, c, 2, 2]
             for q in range(length):
-                acc[q] += (w00 * x00[q] + w01 * x01[q] + w02 * x02[q]
-                           + w10 * x10[q] + w11 * x11[q] + w12 * x12[q]
-                           + w20 * x20[q] + w21 * x21[q] + w22 * x22[q])
+                t00, t01, t02 = x00[q], x01[q], x02[q]
+                t10, t11, t12 = x10[q], x11[q], x12[q]
+                t20, t21, t22 = x20[q], x21[q], x22[q]
+                acc_f[q] += (f00 * t00 + f01 * t01 + f02 * t02 + f10 * t10 + f11 * t11
+                             + f12 * t12 + f20 * t20 + f21 * t21 + f22 * t22)
+                acc_g[q] += (g00 * t00 + g01 * t01 + g02 * t02 + g10 * t10 + g11 * t11
+                             + g12 * t12 + g20 * t20 + g21 * t21 + g22 * t22)
         for oh in range(oh_):
             for ow in range(ow_):
-                y[n, f, oh, ow] = acc[oh * wp + ow] + b[f]
+                y[n, f, oh, ow] = acc_f[oh * wp + ow] + b[f]
+                y[n, g, oh, ow] = acc_g[oh * wp + ow] + b[g]
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -237,34 +261,55 @@ def conv3x3_weight_grad(xp, dy_grid, dw):
     two zero columns on the right (dy on the padded grid) -> ``dw`` (F, C, 3, 3)::
 
         dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * xp[n, c, oh+i, ow+j]
+
+    Each task sums for two output channels ``f`` and ``g = f + 1`` and one input channel.
     """
     n_, c_, hp, wp = xp.shape
     f_, oh_ = dy_grid.shape[1], dy_grid.shape[2]
     length = oh_ * wp
     flat = xp.reshape(n_, c_, hp * wp)
     dflat = dy_grid.reshape(n_, f_, length)
-    for fc in prange(f_ * c_):
-        f, c = fc // c_, fc % c_
-        s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = np.float32(0.0)
+    pairs = (f_ + 1) // 2
+    for task in prange(pairs * c_):
+        f, c = 2 * (task // c_), task % c_
+        g = min(f + 1, f_ - 1)
+        zero = np.float32(0.0)
+        f00 = f01 = f02 = f10 = f11 = f12 = f20 = f21 = f22 = zero  # dw[f, c], dw[g, c]
+        g00 = g01 = g02 = g10 = g11 = g12 = g20 = g21 = g22 = zero
         for n in range(n_):
-            x, d = flat[n, c], dflat[n, f]
+            x, df, dg = flat[n, c], dflat[n, f], dflat[n, g]
             x00, x01, x02 = x[0:], x[1:], x[2:]
             x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
             x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
-            for q in range(length - 2):  # the last two q are padding columns (d = 0)
-                g = d[q]
-                s00 += g * x00[q]
-                s01 += g * x01[q]
-                s02 += g * x02[q]
-                s10 += g * x10[q]
-                s11 += g * x11[q]
-                s12 += g * x12[q]
-                s20 += g * x20[q]
-                s21 += g * x21[q]
-                s22 += g * x22[q]
-        dw[f, c, 0, 0], dw[f, c, 0, 1], dw[f, c, 0, 2] = s00, s01, s02
-        dw[f, c, 1, 0], dw[f, c, 1, 1], dw[f, c, 1, 2] = s10, s11, s12
-        dw[f, c, 2, 0], dw[f, c, 2, 1], dw[f, c, 2, 2] = s20, s21, s22
+            for q in range(length - 2):  # the last two q are padding columns (dy = 0)
+                t00, t01, t02 = x00[q], x01[q], x02[q]
+                t10, t11, t12 = x10[q], x11[q], x12[q]
+                t20, t21, t22 = x20[q], x21[q], x22[q]
+                u, v = df[q], dg[q]
+                f00 += u * t00
+                f01 += u * t01
+                f02 += u * t02
+                f10 += u * t10
+                f11 += u * t11
+                f12 += u * t12
+                f20 += u * t20
+                f21 += u * t21
+                f22 += u * t22
+                g00 += v * t00
+                g01 += v * t01
+                g02 += v * t02
+                g10 += v * t10
+                g11 += v * t11
+                g12 += v * t12
+                g20 += v * t20
+                g21 += v * t21
+                g22 += v * t22
+        dw[f, c, 0, 0], dw[f, c, 0, 1], dw[f, c, 0, 2] = f00, f01, f02
+        dw[f, c, 1, 0], dw[f, c, 1, 1], dw[f, c, 1, 2] = f10, f11, f12
+        dw[f, c, 2, 0], dw[f, c, 2, 1], dw[f, c, 2, 2] = f20, f21, f22
+        dw[g, c, 0, 0], dw[g, c, 0, 1], dw[g, c, 0, 2] = g00, g01, g02
+        dw[g, c, 1, 0], dw[g, c, 1, 1], dw[g, c, 1, 2] = g10, g11, g12
+        dw[g, c, 2, 0], dw[g, c, 2, 1], dw[g, c, 2, 2] = g20, g21, g22
 
 
 # ---- batch normalisation: per-channel loops over a (N, C, L) view --------------------------------
