@@ -70,11 +70,13 @@ class Parameter:
 
 
 def check_input(x: np.ndarray, ndim: int, layer: str, expected: str) -> None:
-    """Raise a one-line ``ValueError`` unless ``x`` is a finite float array of rank ``ndim``."""
+    """Raise a one-line ``ValueError`` unless ``x`` is a float array of rank ``ndim``.
+
+    NaN/inf are not looked for here (a full pass over every layer's input): ``Sequential``
+    checks the network input once per batch instead.
+    """
     if not isinstance(x, np.ndarray) or x.ndim != ndim:
         got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"{layer}: expected a {ndim}-D array {expected}, got {got}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{layer}: expected a float32 or float64 array, got dtype {x.dtype}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{layer}: input contains NaN or inf")

@@ -388,7 +388,7 @@ def adam_update(w, g, m, v, beta1, beta2, step_size, v_correction, eps):
         m = beta1 * m + (1 - beta1) * g         v = beta2 * v + (1 - beta2) * g^2
         w = w - step_size * m / (sqrt(v) * v_correction + eps)
     """
-    for i in range(w.size):
+    for i in range(w.shape[0]):
         m[i] = beta1 * m[i] + (1 - beta1) * g[i]
         v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
         w[i] -= step_size * m[i] / (np.sqrt(v[i]) * v_correction + eps)

@@ -111,6 +111,8 @@ class Adam(Optimizer):
         v_correction = 1 / np.sqrt(1 - b2 ** self.t)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             # w -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections pulled out of the
-            # arrays; one compiled pass over each parameter (flat views, updated in place).
+            # arrays; one compiled pass over each parameter (flat views, updated in place),
+            # in the parameter's precision (the constants are cast to its dtype).
+            scalars = np.array([b1, b2, step_size, v_correction, self.eps], dtype=p.data.dtype)
             kernels.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1),
-                                v.reshape(-1), b1, b2, step_size, v_correction, self.eps)
+                                v.reshape(-1), *scalars)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import scratchnet as sn
 import scratchnet.conv
 from scratchnet.conv import Conv2D
 from scratchnet.gradcheck import check_layer
@@ -110,7 +111,8 @@ def test_he_initialisation_and_config_round_trip():
 @pytest.mark.parametrize("make, x, match", [
     (lambda: Conv2D(3, 4, 3), np.zeros((3, 8, 8), np.float32), "4-D"),
     (lambda: Conv2D(3, 4, 3), np.zeros((1, 2, 8, 8), np.float32), "3 input channels"),
-    (lambda: Conv2D(3, 4, 3), np.full((1, 3, 8, 8), np.nan, np.float32), "NaN"),
+    (lambda: sn.Sequential([Conv2D(3, 4, 3)]), np.full((1, 3, 8, 8), np.nan, np.float32),
+     "NaN"),
     (lambda: Conv2D(3, 4, 5), np.zeros((1, 3, 4, 4), np.float32), "smaller than the window"),
     (lambda: Conv2D(3, 4, 3), np.zeros((1, 3, 8, 8), np.int64), "dtype"),
     (lambda: Conv2D(3, 4, 0), None, "kernel_size"),
