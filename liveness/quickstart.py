@@ -59,11 +59,11 @@ class Playlist:
 
 def quickstart(
     out: str | Path,
-    recordings: int = 3,
-    seconds: float = 4.0,
+    recordings: int = 4,
+    seconds: float = 3.0,
     fps: float = 15.0,
     crops: int = 150,
-    epochs: int = 6,
+    epochs: int = 8,
     seed: int = 0,
     say: Callable[[str], None] = print,
 ) -> dict[str, Path]:
@@ -72,8 +72,9 @@ def quickstart(
     ``recordings`` synthetic recordings (a real and a fake clip of ``seconds`` each) are made
     for training and validation, plus one more for the test and the demo; every second frame
     is gathered. A recording shows one person and one phone, so ``crops`` crops per class of
-    varied faces and screens (group ``synth``) are added to the training set. The folder
-    must be new or empty, so a rerun never mixes two runs' files.
+    varied faces and screens (group ``synth``) are added to the training set, and a third as
+    many (``synth_val``) to the validation set, which sets the threshold on many faces rather
+    than on one person. The folder must be new or empty, so a rerun never mixes two runs' files.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -92,6 +93,7 @@ def quickstart(
     videos = {name: write_videos(out / "videos" / name, seconds, fps, seed=seed + i)
               for i, name in enumerate(names)}
     write_dataset(out / "faces" / "synth", crops, seed=seed + len(names))
+    write_dataset(out / "faces" / "synth_val", max(crops // 3, 1), seed=seed + len(names) + 1)
 
     step(2, "gather: Haar face crops from every second frame of every clip")
     for name, clips in videos.items():
@@ -99,9 +101,10 @@ def quickstart(
         for label, clip in clips.items():
             gather([str(clip)], label, faces, Settings(every=2), progress=False)
 
-    step(3, f"train: LivenessNet, {epochs} epochs, validated on recording rec{recordings - 1}")
+    val_groups = (f"rec{recordings - 1}", "synth_val")
+    step(3, f"train: LivenessNet, {epochs} epochs, validated on {' and '.join(val_groups)}")
     cfg = TrainConfig(dataset=str(out / "faces"), out=str(out / "train"), split="group",
-                      val_groups=(f"rec{recordings - 1}",), epochs=epochs, seed=seed)
+                      val_groups=val_groups, epochs=epochs, seed=seed)
     train(cfg, verbose=False)
     model_path = out / "train" / "model.npz"
 
@@ -143,9 +146,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="liveness-quickstart",
                    help="folder for every artefact; must be new or empty "
                         "(default ./liveness-quickstart)")
-    p.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
-    p.add_argument("--seconds", type=float, default=4.0,
-                   help="length of each synthetic clip (default 4)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="length of each synthetic clip (default 3)")
     p.add_argument("--crops", type=int, default=150,
                    help="extra synthetic training crops per class (default 150)")
     p.add_argument("--seed", type=int, default=0)
