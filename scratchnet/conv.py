@@ -15,6 +15,11 @@ as (F, K), the whole layer is one (batched) matrix product handed to BLAS::
                db     = sum over n, p of dY[n, :, p]      (F,)
                dX_col[n] = W_row.T @ dY[n]                (K, P), folded back by col2im -> dx
 
+For 3x3 filters with stride 1 (every convolution of LivenessNet) ``forward``/``backward`` take
+a faster path: direct Numba kernels on a zero-padded copy of the input (see ``kernels.py``),
+which skip the 9x larger column matrix. ``conv.direct = False`` forces the im2col reference;
+the tests check that both paths agree.
+
 A worked example (the paper's): a 5x5 single-channel image and a 3x3 kernel, no padding,
 stride 1, give a 3x3 feature map; each output is the sum of a 3x3 window times the kernel.
 
@@ -141,46 +146,56 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._x_shape = x.shape
         y = np.empty(self.output_shape(x.shape), dtype=self.dtype)
-        if self.direct:
-            (pt, pb), (pl, pr) = self.pads
-            n, c, h, w = x.shape
-            xp = self._work("xp", (n, c, h + pt + pb, w + pl + pr))
-            kernels.pad_input(x, pt, pl, xp)
-            kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
-            return y
+        (self._forward_direct if self.direct else self._forward_im2col)(x, y)
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        n, f = dout.shape[:2]
+        dy = np.ascontiguousarray(dout, dtype=self.dtype)
+        self.grads["b"][...] = dy.reshape(n, f, -1).sum(axis=2).sum(axis=0)
+        dx = np.empty(self._x_shape, dtype=self.dtype)
+        (self._backward_direct if self.direct else self._backward_im2col)(dy, dx)
+        return dx
+
+    # The reference path: im2col + one (batched) matrix product, as in the module docstring.
+
+    def _forward_im2col(self, x: np.ndarray, y: np.ndarray) -> None:
         n, f, oh, ow = y.shape
-        kh, kw = self.kernel_size
-        cols = self._work("cols", (n, self.in_channels, kh, kw, oh, ow))
+        cols = self._work("cols", (n, self.in_channels, *self.kernel_size, oh, ow))
         kernels.im2col(x, *self.stride, self.pads[0][0], self.pads[1][0], cols)
         w_row = self.params["W"].reshape(f, -1)
         np.matmul(w_row, cols.reshape(n, w_row.shape[1], oh * ow), out=y.reshape(n, f, oh * ow))
         y += self.params["b"][:, None, None]
-        return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        n, f, oh, ow = dout.shape
-        dy = np.ascontiguousarray(dout, dtype=self.dtype)
-        self.grads["b"][...] = dy.reshape(n, f, -1).sum(axis=2).sum(axis=0)
-        dx = np.empty(self._x_shape, dtype=self.dtype)
-        w = self.params["W"]
-        if self.direct:
-            # dW correlates the padded input with dy; dx is a 3x3 convolution of dy, padded by
-            # 2 - pad, with the filters flipped and in/out channels swapped.
-            (pt, pb), (pl, pr) = self.pads
-            xp = self._scratch["xp"]
-            dy_grid = self._work("dy_grid", (n, f, oh, xp.shape[3]))
-            kernels.pad_input(dy, 0, 0, dy_grid)
-            kernels.conv3x3_weight_grad(xp, dy_grid, self.grads["W"])
-            dyp = self._work("dyp", (n, f, oh + 4 - pt - pb, ow + 4 - pl - pr))
-            kernels.pad_input(dy, 2 - pt, 2 - pl, dyp)
-            w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
-            return dx
+    def _backward_im2col(self, dy: np.ndarray, dx: np.ndarray) -> None:
+        n, f, oh, ow = dy.shape
+        w, cols = self.params["W"], self._scratch["cols"]
         d = dy.reshape(n, f, oh * ow)
-        cols = self._scratch["cols"]
         x_col = cols.reshape(n, -1, oh * ow)  # (N, K, P)
-        w_row = w.reshape(f, -1)
         self.grads["W"][...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-        dcols = (w_row.T @ d).reshape(cols.shape)
+        dcols = (w.reshape(f, -1).T @ d).reshape(cols.shape)
         kernels.col2im(dcols, *self.stride, self.pads[0][0], self.pads[1][0], dx)
-        return dx
+
+    # The fast path for 3x3 stride-1 filters: direct kernels on a padded copy of the input.
+
+    def _forward_direct(self, x: np.ndarray, y: np.ndarray) -> None:
+        (pt, pb), (pl, pr) = self.pads
+        n, c, h, w = x.shape
+        xp = self._work("xp", (n, c, h + pt + pb, w + pl + pr))
+        kernels.pad_input(x, pt, pl, xp)
+        kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
+
+    def _backward_direct(self, dy: np.ndarray, dx: np.ndarray) -> None:
+        # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
+        # 3x3 convolution of dy padded by 2 - pad, with the filters flipped (i, j -> 2-i, 2-j)
+        # and input/output channels swapped.
+        n, f, oh, ow = dy.shape
+        (pt, pb), (pl, pr) = self.pads
+        xp = self._scratch["xp"]
+        dy_grid = self._work("dy_grid", (n, f, oh, xp.shape[3]))
+        kernels.pad_input(dy, 0, 0, dy_grid)
+        kernels.conv3x3_weight_grad(xp, dy_grid, self.grads["W"])
+        dyp = self._work("dyp", (n, f, oh + 4 - pt - pb, ow + 4 - pl - pr))
+        kernels.pad_input(dy, 2 - pt, 2 - pl, dyp)
+        w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
