@@ -243,8 +243,24 @@ class StageClock:
 # --------------------------------------------------------------------------- sources and sinks
 
 
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log inside the block: a failed open prints our one line, not its."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def open_source(source: str | int) -> tuple[cv2.VideoCapture, str]:
     """A camera index (``0``), a stream URL (``rtsp://...``) or a video file -> an open capture."""
+    with quiet_opencv():
+        return _open_source(source)
+
+
+def _open_source(source: str | int) -> tuple[cv2.VideoCapture, str]:
     if isinstance(source, int) or str(source).isdigit():
         index = int(source)
         cap = cv2.VideoCapture(index)
