@@ -18,7 +18,9 @@ Smoothing is an exponential moving average per tracked face,
 ``s_t = a * s_(t-1) + (1 - a) * raw_t`` with ``a = smooth`` (0 turns it off). For independent
 noise on ``raw`` it shrinks the standard deviation by ``sqrt((1 - a) / (1 + a))`` (a = 0.8:
 x0.33), which is what stops labels near the threshold from flickering; it lags a true change by
-about ``1 / (1 - a)`` frames (5 frames, 1/6 s at 30 fps).
+about ``1 / (1 - a)`` frames (5 frames, 1/6 s at 30 fps). A smoothed score that hovers right at
+the threshold can still cross it back and forth, so a face's label also changes only when the
+new decision has held for ``hold`` frames in a row (``hold=1``: at once).
 """
 
 from __future__ import annotations
@@ -86,30 +88,34 @@ class Track:
     box: Box
     score: float | None = None  # smoothed P(real); None until the first observation
     raw: float | None = None  # the last unsmoothed score
-    label: str | None = None
+    label: str | None = None  # the shown decision
+    pending: int = 0  # frames in a row whose decision differs from ``label``
     missed: int = 0  # detection frames in a row without a matching box
 
 
 class FaceTracker:
-    """Greedy IoU matching of boxes to tracks, and an exponential moving average per track.
+    """Greedy IoU matching of boxes to tracks; per track a score average and a held label.
 
     ``assign(detections)`` returns the tracks to score on this frame: the matched and new
     ones, plus tracks the detector lost for at most ``max_missed`` detection frames (scored
     at their last box, so a face the detector misses for a frame does not blink). Passing
     ``None`` (a frame without detection) returns every live track with its last box.
-    ``observe(track, raw)`` folds a new score into the track's average.
+    ``observe(track, raw)`` folds a new score into the track's average and updates its label.
     """
 
     def __init__(
         self,
         smooth: float = 0.8,
         threshold: float = 0.5,
+        hold: int = 3,
         iou_threshold: float = 0.3,
         max_missed: int = 3,
     ) -> None:
         if not 0 <= smooth < 1:
             raise UserError(f"--smooth must be in [0, 1) (0 = off), got {smooth}")
-        self.smooth = smooth
+        if hold < 1:
+            raise UserError(f"--hold must be >= 1 (1 = off), got {hold}")
+        self.smooth, self.hold = smooth, hold
         self.threshold = threshold
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
@@ -158,10 +164,16 @@ class FaceTracker:
         a = self.smooth
         track.raw = raw
         track.score = raw if track.score is None else a * track.score + (1 - a) * raw
-        label = CLASSES[REAL] if track.score >= self.threshold else CLASSES[1 - REAL]
-        if track.label is not None and label != track.label:
-            self.flips += 1
-        track.label = label
+        decision = CLASSES[REAL] if track.score >= self.threshold else CLASSES[1 - REAL]
+        if track.label is None:
+            track.label = decision
+        elif decision == track.label:
+            track.pending = 0
+        else:
+            track.pending += 1
+            if track.pending >= self.hold:
+                track.label, track.pending = decision, 0
+                self.flips += 1
 
 
 # --------------------------------------------------------------------------- timing and summary
@@ -416,6 +428,7 @@ def run_demo(
     *,
     threshold: float | None = None,
     smooth: float = 0.8,
+    hold: int = 3,
     detect_every: int = 1,
     output: str | Path | None = None,
     json_path: str | Path | None = None,
@@ -427,7 +440,8 @@ def run_demo(
 
     ``source_or_capture``: a camera index, stream URL or video path (opened here), or an
     already open capture-like object (``read()``/``release()``); it is released at the end in
-    every case. ``threshold`` overrides the model's; ``smooth`` is the EMA factor in [0, 1);
+    every case. ``threshold`` overrides the model's; ``smooth`` is the EMA factor in [0, 1)
+    and ``hold`` the frames a changed decision must last before a face's label changes;
     the detector runs every ``detect_every`` frames (tracked boxes in between). ``output``
     writes the annotated video, ``json_path`` the per-frame results; ``on_frame(index,
     annotated_frame, tracks)`` is a hook for tests and tools. A source that stops delivering
@@ -435,7 +449,7 @@ def run_demo(
     all is a :class:`UserError`.
     """
     threshold = model.threshold if threshold is None else threshold
-    tracker = FaceTracker(smooth=smooth, threshold=threshold)  # checks the options first
+    tracker = FaceTracker(smooth, threshold, hold)  # checks the options first
     summary = DemoSummary(source="", output=str(output) if output else None,
                           json=str(json_path) if json_path else None)
     clock = StageClock(summary)
@@ -485,7 +499,7 @@ def run_demo(
     if json_path is not None:
         with atomic_write(json_path, "w") as f:
             json.dump({"summary": summary.to_dict(), "threshold": threshold, "smooth": smooth,
-                       "frames": results}, f, indent=1)
+                       "hold": hold, "frames": results}, f, indent=1)
     return summary
 
 
@@ -536,6 +550,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="call a face real when P(real) >= T (default: the model's threshold)")
     p.add_argument("--smooth", type=float, default=0.8, metavar="S",
                    help="score smoothing over frames in [0, 1): EMA factor, 0 = off (default 0.8)")
+    p.add_argument("--hold", type=int, default=3, metavar="K",
+                   help="a face's label changes only after K frames agree (default 3, 1 = off)")
     p.add_argument("--detector", default="haar:1.2", metavar="SPEC",
                    help="face detector: haar, haar:SCALE or yunet:MODEL.onnx (default haar:1.2)")
     p.add_argument("--detect-width", type=int, default=320, metavar="PX",
@@ -566,7 +582,8 @@ def run(args: argparse.Namespace) -> int:
         print("demo: headless without --output or --json: only the summary will be printed",
               file=sys.stderr)
     summary = run_demo(args.source, model, detector, threshold=args.threshold,
-                       smooth=args.smooth, detect_every=args.detect_every, output=args.output,
-                       json_path=args.json, display=display, max_frames=args.max_frames)
+                       smooth=args.smooth, hold=args.hold, detect_every=args.detect_every,
+                       output=args.output, json_path=args.json, display=display,
+                       max_frames=args.max_frames)
     print(summary.format())
     return 0

@@ -133,7 +133,7 @@ def test_tracker_follows_faces_by_overlap():
 
 
 def test_tracker_ema_and_flips():
-    tracker = FaceTracker(smooth=0.5, threshold=0.5)
+    tracker = FaceTracker(smooth=0.5, threshold=0.5, hold=1)
     track = Track(0, Box(0, 0, 1, 1))
     for raw in (1.0, 0.0, 0.0):
         tracker.observe(track, raw)
@@ -146,6 +146,19 @@ def test_tracker_ema_and_flips():
         assert track.score == raw
     with pytest.raises(UserError, match="smooth"):
         FaceTracker(smooth=1.0)
+    with pytest.raises(UserError, match="hold"):
+        FaceTracker(hold=0)
+
+
+def test_label_changes_only_after_hold_frames_agree():
+    tracker, track = FaceTracker(smooth=0.0, threshold=0.5, hold=3), Track(0, Box(0, 0, 1, 1))
+    labels = []
+    for raw in (0.9, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.2):
+        tracker.observe(track, raw)
+        labels.append(track.label)
+    # two fake frames are not enough (and the count restarts after a real one); three are
+    assert labels == ["real"] * 6 + ["fake"] * 2
+    assert tracker.flips == 1
 
 
 def test_demo_labels_each_face_and_writes_video_and_json(tmp_path, frames, detector):
@@ -189,10 +202,12 @@ def test_detect_every_k_frames_keeps_faces_in_between(frames, detector):
 
 
 def test_smoothing_reduces_flicker(frames, detector):
-    raw = run_demo(FakeCamera(frames * 3), Noisy(), detector, smooth=0.0)
-    smooth = run_demo(FakeCamera(frames * 3), Noisy(), detector, smooth=0.8)
+    raw = run_demo(FakeCamera(frames * 3), Noisy(), detector, smooth=0.0, hold=1)
+    ema = run_demo(FakeCamera(frames * 3), Noisy(), detector, smooth=0.8, hold=1)
+    held = run_demo(FakeCamera(frames * 3), Noisy(), detector, smooth=0.8, hold=3)
     assert raw.flips >= 8  # the noisy scorer crosses 0.5 often on 72 face-frames
-    assert smooth.flips <= raw.flips // 4
+    assert ema.flips <= raw.flips // 4
+    assert held.flips <= ema.flips
 
 
 @pytest.mark.parametrize("fail_with", [None, cv2.error])
