@@ -26,13 +26,12 @@ new decision has held for ``hold`` frames in a row (``hold=1``: at once).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -493,7 +492,7 @@ def run_demo(
         summary.seconds = time.perf_counter() - start
         cap.release()
         if display:
-            with contextlib.suppress(cv2.error):  # no GUI backend: already reported
+            with suppress(cv2.error):  # no GUI backend: already reported
                 cv2.destroyAllWindows()
     summary.tracks, summary.flips = tracker.created, tracker.flips
     if json_path is not None:
