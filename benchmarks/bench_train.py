@@ -139,22 +139,25 @@ class Predictor:
         return time.perf_counter() - start
 
 
-def race(make, frameworks: list[str], steps: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per step of each framework, one list entry per repeat, repeats interleaved."""
-    runners = {fw: make(fw) for fw in frameworks}
+def race(make, frameworks: list[str], repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each framework, one list entry per repeat, repeats interleaved.
+
+    ``make(framework, steps)`` builds a runner; each repeat runs enough steps for ~0.3 s of the
+    slower framework (calibrated after a warm-up that compiles and fills caches).
+    """
+    probe = {fw: make(fw, 3) for fw in frameworks}
+    for runner in probe.values():
+        runner.run(3)
+    slowest = max(runner.run(3) / 3 for runner in probe.values())
+    steps = max(3, int(0.3 / slowest))
+    runners = {fw: make(fw, steps) for fw in frameworks}
     for runner in runners.values():
-        runner.run(2)  # warm-up: compile, allocate, fill caches
+        runner.run(1)
     times: dict[str, list[float]] = {fw: [] for fw in frameworks}
     for _ in range(repeats):
         for fw, runner in runners.items():
             times[fw].append(runner.run(steps) / steps)
     return times
-
-
-def steps_for(batch: int, inference: bool = False) -> int:
-    """Enough batches per repeat for ~0.1-0.3 s of work."""
-    per_image = 0.0002 if inference else 0.0008
-    return max(3, int(0.2 / (per_image * batch + 0.0005)))
 
 
 # ---- memory, start-up, recompilation (fresh processes) ----------------------------------------
@@ -252,7 +255,8 @@ def machine(threads: int) -> dict[str, object]:
         pass
     try:
         from threadpoolctl import threadpool_info
-        info["blas"] = [f"{p.get('internal_api')} {p.get('architecture', '')}".strip()
+        info["blas"] = [f"{Path(p['filepath']).name}: {p.get('internal_api')} "
+                        f"{p.get('architecture', '')}".strip()
                         for p in threadpool_info() if p.get("user_api") == "blas"]
     except ImportError:
         info["blas"] = "unknown (pip install threadpoolctl to see the BLAS kernel)"
@@ -295,34 +299,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if torch is None:
         print("PyTorch is not installed: timing scratchnet alone (pip install torch to compare)")
 
-    rows = []
-    variants = [("LivenessNet+BN", False)] + ([("LivenessNet plain", True)] if args.plain else [])
-    for name, plain in variants:
-        for batch in args.train_batches:
-            steps = steps_for(batch)
-            times = race(lambda fw, b=batch, p=plain, s=steps: Trainer(fw, b, p, s),
-                         frameworks, steps, args.repeats)
-            rows.append(("train", name, batch, times))
-    for batch in args.infer_batches:
-        steps = steps_for(batch, inference=True)
-        times = race(lambda fw, b=batch, s=steps: Predictor(fw, b, s), frameworks, steps,
-                     args.repeats)
-        rows.append(("infer", "LivenessNet+BN", batch, times))
-
-    table, header = [], f"{'task':6} {'network':18} {'batch':>5}  {'scratchnet':>18}"
+    header = f"{'task':6} {'network':18} {'batch':>5}  {'scratchnet':>18}"
     if torch is not None:
         header += f"  {'PyTorch':>18}  {'ratio':>6}"
     print("\n" + header + "\n" + "-" * len(header))
-    for task, name, batch, times in rows:
+    table = []
+
+    def report(task: str, name: str, batch: int, times: dict[str, list[float]]) -> None:
         med = {fw: float(np.median(t)) for fw, t in times.items()}
         entry = {"task": task, "network": name, "batch": batch,
                  **{f"{fw}_s_per_batch": v for fw, v in med.items()},
                  **{f"{fw}_img_per_s": batch / v for fw, v in med.items()},
                  "repeats_s": times}
 
-        def fmt(fw: str, batch: int = batch, med: dict[str, float] = med,
-                latency: bool = task == "infer" and batch == 1) -> str:
-            if latency:
+        def fmt(fw: str) -> str:
+            if task == "infer" and batch == 1:
                 return f"{med[fw] * 1e6:9.0f} us/img"
             return f"{batch / med[fw]:9.0f} img/s"
 
@@ -331,8 +322,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             # speed ratio: > 1 means scratchnet is faster (for latency: PyTorch's / ours)
             entry["ratio"] = med["torch"] / med["scratchnet"]
             line += f"  {fmt('torch'):>18}  {entry['ratio']:5.2f}x"
-        print(line)
+        print(line, flush=True)
         table.append(entry)
+
+    variants = [("LivenessNet+BN", False)] + ([("LivenessNet plain", True)] if args.plain else [])
+    for name, plain in variants:
+        for batch in args.train_batches:
+            times = race(lambda fw, steps, b=batch, p=plain: Trainer(fw, b, p, steps),
+                         frameworks, args.repeats)
+            report("train", name, batch, times)
+    for batch in args.infer_batches:
+        times = race(lambda fw, steps, b=batch: Predictor(fw, b, steps), frameworks,
+                     args.repeats)
+        report("infer", "LivenessNet+BN", batch, times)
     result["rows"] = table
 
     if not args.skip_processes:
