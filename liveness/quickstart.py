@@ -5,10 +5,12 @@ its command, so this is also a tour of the Python API::
 
     1 synth      liveness.synthetic.write_videos   a person filmed directly (real) and the same
                                                    clip replayed on a phone (fake), per recording;
-                 liveness.synthetic.write_dataset  crops of many different faces and screens
+                 liveness.synthetic.write_dataset  crops of many other faces and screens
     2 gather     liveness.gather.gather            Haar face crops -> faces/<recording>/{real,fake}
     3 train      liveness.train.train              LivenessNet, validated on a held-out recording
-    4 evaluate   liveness.evaluate.evaluate        ISO 30107-3 report on a recording never seen
+                                                   and held-out crops
+    4 evaluate   liveness.evaluate.evaluate        ISO 30107-3 report on a recording and crops
+                                                   never seen (faces_test/{test,synth})
     5 demo       liveness.demo.run_demo            that recording's real then fake clip, annotated
 
 Everything is synthetic (drawn faces, a simulated screen): it shows the tool working end to end,
@@ -73,8 +75,9 @@ def quickstart(
     for training and validation, plus one more for the test and the demo; every second frame
     is gathered. A recording shows one person and one phone, so ``crops`` crops per class of
     varied faces and screens (group ``synth``) are added to the training set, and a third as
-    many (``synth_val``) to the validation set, which sets the threshold on many faces rather
-    than on one person. The folder must be new or empty, so a rerun never mixes two runs' files.
+    many to the validation set (``synth_val``: the threshold is set on many faces, not on one
+    person) and to the test set. The folder must be new or empty, so a rerun never mixes two
+    runs' files.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -87,17 +90,19 @@ def quickstart(
     def step(n: int, what: str) -> None:
         say(f"[{n}/5 {time.perf_counter() - t0:5.1f} s] {what}")
 
+    held_out = max(crops // 3, 1)
     step(1, f"synth: {recordings + 1} SYNTHETIC recordings (real + fake clip of {seconds:g} s "
-            f"each) and {crops} crops per class of other faces")
+            f"each); {crops} + {held_out} + {held_out} crops per class of other faces")
     names = [f"rec{i}" for i in range(recordings)] + ["test"]
     videos = {name: write_videos(out / "videos" / name, seconds, fps, seed=seed + i)
               for i, name in enumerate(names)}
-    write_dataset(out / "faces" / "synth", crops, seed=seed + len(names))
-    write_dataset(out / "faces" / "synth_val", max(crops // 3, 1), seed=seed + len(names) + 1)
+    for i, (folder, n) in enumerate((("faces/synth", crops), ("faces/synth_val", held_out),
+                                     ("faces_test/synth", held_out))):
+        write_dataset(out / folder, n, seed=seed + len(names) + i)
 
     step(2, "gather: Haar face crops from every second frame of every clip")
     for name, clips in videos.items():
-        faces = out / ("faces_test" if name == "test" else f"faces/{name}")
+        faces = out / ("faces_test/test" if name == "test" else f"faces/{name}")
         for label, clip in clips.items():
             gather([str(clip)], label, faces, Settings(every=2), progress=False)
 
@@ -108,7 +113,7 @@ def quickstart(
     train(cfg, verbose=False)
     model_path = out / "train" / "model.npz"
 
-    step(4, "evaluate: the unseen recording's crops")
+    step(4, "evaluate: the unseen recording's crops and other unseen crops")
     report = evaluate(model_path, out / "faces_test", out_dir=out / "eval")
     say(f"         test accuracy {report['accuracy']:.1%}, APCER {report['apcer']:.1%}, "
         f"BPCER {report['bpcer']:.1%}, ACER {report['acer']:.1%}")
