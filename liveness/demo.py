@@ -372,20 +372,27 @@ def has_screen() -> bool:
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], color: tuple[int, int, int],
-          scale: float = 0.5) -> None:
+          scale: float) -> None:
     """Text with a dark outline, readable on any background."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, text, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, font, scale, color, 1, cv2.LINE_AA)
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(2 * scale))
+    cv2.putText(img, text, org, font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(img, text, org, font, scale, color, thick, cv2.LINE_AA)
 
 
-def draw_faces(frame: np.ndarray, tracks: list[Track]) -> None:
-    """A box per face, coloured by decision, with ``label score`` above it (inside at the top)."""
+def draw(frame: np.ndarray, tracks: list[Track], overlay: list[str]) -> None:
+    """A box per face, coloured by decision, with ``label score`` above it (inside at the top),
+    and the overlay lines in the top-left corner; sizes follow the frame width (640 px: 1)."""
+    ui = frame.shape[1] / 640
     for t in tracks:
         x, y, w, h = t.box
         color = COLORS[t.label]
-        cv2.rectangle(frame, (x, y), (x + w, y + h), color, 2)
-        _text(frame, f"{t.label} {t.score:.2f}", (x, y - 6 if y > 18 else y + 16), color, 0.6)
+        cv2.rectangle(frame, (x, y), (x + w, y + h), color, max(2, round(2 * ui)))
+        up = round(8 * ui)
+        _text(frame, f"{t.label} {t.score:.2f}", (x, y - up if y > 4 * up else y + 3 * up),
+              color, 0.6 * ui)
+    scale = 0.4 * min(ui, 1.5)
+    for i, line in enumerate(overlay):
+        _text(frame, line, (6, round((16 + 20 * i) * scale / 0.4)), (255, 255, 255), scale)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -412,11 +419,7 @@ class Pipeline:
                 for t, raw in zip(tracks, self.model.scores(x), strict=True):
                     self.tracker.observe(t, float(raw))
         with self.clock("draw"):
-            draw_faces(frame, tracks)
-            scale = 0.45 * min(1.0, frame.shape[1] / 560)  # the stage line fits narrow frames
-            for i, line in enumerate(self.clock.overlay()):
-                _text(frame, line, (6, round((18 + 20 * i) * scale / 0.45)), (255, 255, 255),
-                      scale)
+            draw(frame, tracks, self.clock.overlay())
         return tracks
 
 
