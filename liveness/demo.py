@@ -285,6 +285,8 @@ def _open_source(source: str | int) -> tuple[cv2.VideoCapture, str]:
             raise UserError(f"cannot open stream {source}; check the URL, credentials and network")
         return cap, source
     path = Path(source)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass a video file, a camera index or a stream URL")
     if not path.is_file():
         raise UserError(f"video file {path} not found; pass an existing video or a camera "
                         "index such as --source 0")

@@ -230,6 +230,8 @@ def test_source_without_frames_is_a_user_error(tmp_path, detector):
 def test_open_source_errors(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="not found"):
         open_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(UserError, match="is a folder"):
+        open_source(str(tmp_path))
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"this is not a video" * 100)
     with pytest.raises(UserError, match="cannot read video"):
