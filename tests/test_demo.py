@@ -302,3 +302,15 @@ def test_cli_runs_a_saved_model_on_a_video(tmp_path, capsys):
     assert [len(f["faces"]) for f in frames] == [2] * 6
     assert all(0 <= face["score"] <= 1 for f in frames for face in f["faces"])
     assert len(read_video(tmp_path / "o.mp4")) == 6
+
+
+def test_window_mode_quits_on_q(monkeypatch, frames, detector):
+    keys = iter([-1, -1, ord("q")])  # cv2.waitKey results: nothing, nothing, q
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda title, frame: shown.append(frame.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    camera = FakeCamera(frames)
+    summary = run_demo(camera, RedOverBlue(), detector, display=True)
+    assert summary.frames == 3 and len(shown) == 3
+    assert summary.ended == "stopped by the user" and camera.released
