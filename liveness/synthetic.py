@@ -387,7 +387,7 @@ class ScreenLook:
     gamma: float
     cast: np.ndarray  # per-channel gain (BGR)
     pitch: float  # camera pixels per screen pixel
-    optics: float  # camera blur before sampling, camera pixels (less blur -> stronger moire)
+    optics: float  # lens blur sigma before sampling, camera px: moire amplitude ~exp(-2 pi^2 o^2)
     blur: float  # extra defocus, pixels
     glare: float  # peak glare added
     glare_pos: tuple[float, float, float, float, float]  # centre u, v; radii u, v; angle
@@ -396,12 +396,15 @@ class ScreenLook:
 
 
 def random_look(rng: np.random.Generator) -> ScreenLook:
-    cast = 1 + rng.uniform(0, 0.15) * rng.normal(size=3)
+    """A random replay device. Displays are usually cooler (bluer) than the warm room light the
+    camera is balanced for, so the colour cast leans blue, by a random amount."""
+    cool = rng.uniform(0.0, 0.12)
+    cast = np.array([1 + cool, 1.0, 1 - cool]) + rng.normal(0, 0.04, 3)  # BGR gains
     return ScreenLook(
         black=rng.uniform(0.02, 0.2), white=rng.uniform(0.7, 1.0), gamma=rng.uniform(0.75, 1.3),
-        cast=cast.astype(np.float32), pitch=rng.uniform(0.7, 1.6), optics=rng.uniform(0.3, 0.9),
-        blur=rng.uniform(0.0, 1.2),
-        glare=rng.uniform(0.0, 0.5) * (rng.random() < 0.7),
+        cast=cast.astype(np.float32), pitch=rng.uniform(0.85, 1.25), optics=rng.uniform(0.1, 0.4),
+        blur=rng.uniform(0.6, 1.8),
+        glare=rng.uniform(0.05, 0.5) * (rng.random() < 0.8),
         glare_pos=(rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.15, 0.6),
                    rng.uniform(0.05, 0.2), rng.uniform(0, math.pi)),
         bezel=np.full(3, rng.choice([0.05, 0.12, 0.3, 0.85]), np.float32),
@@ -569,7 +572,10 @@ def write_videos(out_dir: str | Path, seconds: float = 4.0, fps: float = 15.0, s
     w, h = size
     person = random_face(rng)
     look = random_look(rng)
-    look = replace(look, glare=max(look.glare, 0.15), pitch=min(look.pitch, 2.2))
+    # A clip is one attack with one device: keep its artefacts moderate so the cascade finds
+    # the face in most frames (the still set covers the extremes).
+    look = replace(look, glare=float(np.clip(look.glare, 0.15, 0.35)),
+                   optics=max(look.optics, 0.3), blur=min(look.blur, 1.2))
     room = background(int(rng.integers(2**31)), w, h)
     n = max(1, round(seconds * fps))
     phone_h = 0.9 * h
