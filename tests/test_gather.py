@@ -77,13 +77,18 @@ def test_image_folder_with_unreadable_files(tmp_path, capsys):
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     (folder / "notes.txt").write_text("hello")
 
-    s = gather([str(folder)], "real", tmp_path / "out", progress=False)
+    out = folder / "dataset"  # inside the source folder: its crops must not become sources
+    s = gather([str(folder)], "real", out, progress=False)
     assert s.total.frames == 3
     assert sorted(Path(p).name for p in s.unreadable) == ["broken.jpg", "notes.txt"]
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "notes.txt" in err and "skipped 2 unreadable" in err
-    rows = manifest(tmp_path / "out")
+    rows = manifest(out)
     assert {r["frame"] for r in rows} == {"0"} and len(rows) == s.total.faces >= 2
+
+    again = gather([str(folder)], "real", out, progress=False)
+    assert len(again.already_done) == 3 and again.total == s.total
+    assert len(again.unreadable) == 2  # manifest.csv and the crops were not picked up
 
 
 def test_max_faces_keeps_the_largest_or_all(tmp_path):
