@@ -12,8 +12,10 @@ Conventions for every kernel:
   it completely (so buffers can be reused between steps);
 * ``sh, sw`` are the strides, ``ph, pw`` the zero padding added above and left of the input
   (padding below/right is implied by the output size), ``kh, kw`` the window size;
-* ``prange`` runs the outer loop over (sample, channel) pairs in parallel: each pair writes
-  its own slice of the output, so no two threads ever write the same element.
+* only the two convolution kernels run in parallel (``prange`` over tasks that each write their
+  own part of the output, so no two threads ever write the same element). Starting a parallel
+  loop costs ~20 us, more than the memory-bound loops (padding, pooling, batch norm) would
+  save: they run on one thread and never wait for another.
 
 ``cache=True`` stores the compiled code on disk, so only the very first import pays for
 compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
@@ -35,7 +37,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def im2col(x, sh, sw, ph, pw, cols):
     """Unfold every convolution window of ``x`` into a column.
 
@@ -48,7 +50,7 @@ def im2col(x, sh, sw, ph, pw, cols):
     """
     n_, c_, h_, w_ = x.shape
     kh, kw, oh_, ow_ = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         for i in range(kh):
             for j in range(kw):
@@ -60,7 +62,7 @@ def im2col(x, sh, sw, ph, pw, cols):
                         cols[n, c, i, j, oh, ow] = x[n, c, ih, iw] if inside else 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def col2im(cols, sh, sw, ph, pw, dx):
     """The adjoint of :func:`im2col`: add every column entry back onto the pixel it came from.
 
@@ -73,7 +75,7 @@ def col2im(cols, sh, sw, ph, pw, dx):
     """
     n_, c_, h_, w_ = dx.shape
     kh, kw, oh_, ow_ = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         dx[n, c] = 0.0
         for i in range(kh):
@@ -87,7 +89,7 @@ def col2im(cols, sh, sw, ph, pw, dx):
                                 dx[n, c, ih, iw] += cols[n, c, i, j, oh, ow]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
     """Max over each (kh, kw) window, remembering where the maximum was.
 
@@ -101,7 +103,7 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
     """
     n_, c_, h_, w_ = x.shape
     oh_, ow_ = out.shape[2], out.shape[3]
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         for oh in range(oh_):
             h0 = oh * sh
@@ -117,7 +119,7 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
                             argmax[n, c, oh, ow] = (h0 + i) * w_ + ow * sw + j
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def maxpool_backward(dout, argmax, dx):
     """Route each output gradient to the input pixel that won the max.
 
@@ -129,7 +131,7 @@ def maxpool_backward(dout, argmax, dx):
     """
     n_, c_, h_, w_ = dx.shape
     oh_, ow_ = dout.shape[2], dout.shape[3]
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         dx[n, c] = 0.0
         for oh in range(oh_):
@@ -138,7 +140,7 @@ def maxpool_backward(dout, argmax, dx):
                 dx[n, c, k // w_, k % w_] += dout[n, c, oh, ow]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avgpool_forward(x, kh, kw, sh, sw, out):
     """Mean over each (kh, kw) window.
 
@@ -149,7 +151,7 @@ def avgpool_forward(x, kh, kw, sh, sw, out):
     n_, c_ = x.shape[0], x.shape[1]
     oh_, ow_ = out.shape[2], out.shape[3]
     scale = 1.0 / (kh * kw)
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         for oh in range(oh_):
             for ow in range(ow_):
@@ -160,7 +162,7 @@ def avgpool_forward(x, kh, kw, sh, sw, out):
                 out[n, c, oh, ow] = s * scale
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avgpool_backward(dout, kh, kw, sh, sw, dx):
     """Spread each output gradient evenly over its window.
 
@@ -171,7 +173,7 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
     n_, c_ = dx.shape[0], dx.shape[1]
     oh_, ow_ = dout.shape[2], dout.shape[3]
     scale = 1.0 / (kh * kw)
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         dx[n, c] = 0.0
         for oh in range(oh_):
@@ -198,12 +200,12 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
 # ``fastmath`` lets the compiler reorder the sums (results differ from im2col only in rounding).
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def pad_input(x, pt, pl, xp):
     """Copy ``x`` (N, C, H, W) into ``xp`` (N, C, H + pt + pb, W + pl + pr) at row ``pt``,
     column ``pl``, and set everything around it (the zero padding) to 0."""
     n_, c_, h_, w_ = x.shape
-    for nc in prange(n_ * c_):
+    for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         xp[n, c] = 0.0
         for h in range(h_):
@@ -322,7 +324,7 @@ def conv3x3_weight_grad(xp, dy_grid, dw):
 # channel is one thread's work and every statistic is a running sum.
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def channel_mean_var(x, mean, var):
     """Per-channel mean and biased variance of ``x`` (N, C, L) over N and L (float64 sums)::
 
@@ -330,7 +332,7 @@ def channel_mean_var(x, mean, var):
     """
     n_, c_, l_ = x.shape
     m = n_ * l_
-    for c in prange(c_):
+    for c in range(c_):
         s = 0.0
         for n in range(n_):
             for k in range(l_):
@@ -344,18 +346,18 @@ def channel_mean_var(x, mean, var):
         mean[c], var[c] = mu, ss / m
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def batchnorm_forward(x, mean, inv_std, gamma, beta, y):
     """``y[n, c, k] = gamma[c] * (x[n, c, k] - mean[c]) * inv_std[c] + beta[c]``, all (N, C, L)."""
     n_, c_, l_ = x.shape
-    for c in prange(c_):
+    for c in range(c_):
         mu, scale, shift = mean[c], gamma[c] * inv_std[c], beta[c]
         for n in range(n_):
             for k in range(l_):
                 y[n, c, k] = (x[n, c, k] - mu) * scale + shift
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
     """Gradients of :func:`batchnorm_forward`, with ``xhat = (x - mean) * inv_std`` (N, C, L)::
 
@@ -365,7 +367,7 @@ def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbet
     """
     n_, c_, l_ = x.shape
     m = n_ * l_
-    for c in prange(c_):
+    for c in range(c_):
         mu, inv = mean[c], inv_std[c]
         s, sx = 0.0, 0.0
         for n in range(n_):
