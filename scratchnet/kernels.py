@@ -98,25 +98,25 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
         out[n, c, oh, ow]    = max over i<kh, j<kw of x[n, c, oh*sh + i, ow*sw + j]
         argmax[n, c, oh, ow] = h*W + w of that maximum (the first one on ties)
 
-    The loops run window offset (i, j) by offset, each over a whole output row, so the
-    compare-and-keep step is vectorised along the row.
+    The compare-and-keep is written as two selects, not an ``if``: on real data the winner
+    is unpredictable and a branch would be mispredicted half of the time.
     """
     n_, c_, h_, w_ = x.shape
     oh_, ow_ = out.shape[2], out.shape[3]
     for nc in range(n_ * c_):
         n, c = nc // c_, nc % c_
         for oh in range(oh_):
-            h0 = oh * sh
             for ow in range(ow_):
-                out[n, c, oh, ow] = x[n, c, h0, ow * sw]
-                argmax[n, c, oh, ow] = h0 * w_ + ow * sw
-            for i in range(kh):
-                for j in range(kw):
-                    for ow in range(ow_):
-                        v = x[n, c, h0 + i, ow * sw + j]
-                        if v > out[n, c, oh, ow]:
-                            out[n, c, oh, ow] = v
-                            argmax[n, c, oh, ow] = (h0 + i) * w_ + ow * sw + j
+                h0, w0 = oh * sh, ow * sw
+                best, where = x[n, c, h0, w0], h0 * w_ + w0
+                for i in range(kh):
+                    for j in range(kw):
+                        v = x[n, c, h0 + i, w0 + j]
+                        better = v > best
+                        where = (h0 + i) * w_ + w0 + j if better else where
+                        best = v if better else best
+                out[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = where
 
 
 @njit(cache=True)
