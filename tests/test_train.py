@@ -128,3 +128,16 @@ def test_balanced_order_per_group_and_per_class():
     by_class = balanced_order(labels, groups, "class", rng)
     assert np.bincount(labels[by_class]).tolist() == [4, 4]
     assert balanced_order(labels, groups, "none", rng).tolist() == list(range(8))
+
+
+def test_separate_validation_folder_and_split_by_recording(synth_dir, tmp_path):
+    train(tiny(synth_dir, tmp_path / "val", epochs=1, val=str(synth_dir)), verbose=False)
+    report = json.loads((tmp_path / "val" / "report.json").read_text())
+    assert (report["n_real"], report["n_fake"]) == (16, 16)  # the whole --val folder
+    parent = tmp_path / "recordings"
+    parent.mkdir()
+    for name in ("alice", "bob"):
+        (parent / name).symlink_to(synth_dir, target_is_directory=True)
+    train(tiny(parent, tmp_path / "group", epochs=1, val_groups=("bob",)), verbose=False)
+    report = json.loads((tmp_path / "group" / "report.json").read_text())
+    assert (report["n_real"], report["n_fake"]) == (16, 16)  # all of bob, none of alice
