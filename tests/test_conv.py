@@ -57,6 +57,7 @@ def test_backward_matches_finite_differences(case, seed, direct):
     conv = Conv2D(shape[1], f, kernel, stride, padding, dtype=np.float64, rng=rng)
     conv.params["b"][...] = rng.standard_normal(f)
     conv.direct = conv.direct and direct
+    conv.direct_min_pixels = 0  # small test images: take the direct path whenever it applies
     x = rng.standard_normal(shape)
     if padding == "same":
         assert conv.forward(x).shape[2:] == shape[2:]
@@ -72,6 +73,7 @@ def test_direct_3x3_path_matches_im2col_reference(n, c, f, h, w, padding, dtype,
     direct = Conv2D(c, f, 3, padding=padding, dtype=dtype, rng=seed)
     reference = Conv2D(c, f, 3, padding=padding, dtype=dtype, rng=seed)
     assert direct.direct
+    direct.direct_min_pixels = 0
     reference.direct = False
     for conv in (direct, reference):
         conv.params["b"][...] = np.arange(f)
@@ -136,6 +138,7 @@ def test_parity_with_torch(case, seed):
     shape, f, kernel, stride, padding = case
     rng = np.random.default_rng(seed)
     conv = Conv2D(shape[1], f, kernel, stride, padding, rng=rng)
+    conv.direct_min_pixels = 0  # the fast path too, on these small images
     conv.params["b"][...] = rng.standard_normal(f)
     x = rng.standard_normal(shape).astype(np.float32)
     out = conv.forward(x)
