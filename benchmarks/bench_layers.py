@@ -31,7 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_train import data, machine, set_threads, torch, torch_livenessnet  # noqa: E402
+from bench_train import (  # noqa: E402
+    data,
+    machine,
+    set_threads,
+    torch,
+    torch_livenessnet,
+    write_json,
+)
 
 import scratchnet as sn  # noqa: E402
 from liveness.net import build_livenessnet  # noqa: E402
@@ -333,9 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     rows.append(show("whole training step", "step", bench_step(args.batch, args.repeats)))
     result["rows"] = rows
     if args.json:
-        with sn.atomic_write(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return result
 
 

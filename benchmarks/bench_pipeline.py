@@ -17,7 +17,6 @@ Targets (issue 6): >= 30 fps end to end, inference < 10% of frame time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -28,13 +27,13 @@ from typing import Any
 import cv2
 import numba
 import numpy as np
+from bench_train import torch, torch_livenessnet, write_json
 from threadpoolctl import threadpool_limits
 
 import scratchnet as sn
 from liveness.demo import build_detector, run_demo
 from liveness.net import LivenessModel, build_livenessnet, load_model
 from liveness.preprocess import Preprocessing, preprocess_faces
-from scratchnet.io import atomic_write
 
 
 def synthetic_video(folder: Path, seconds: float) -> Path:
@@ -45,40 +44,9 @@ def synthetic_video(folder: Path, seconds: float) -> Path:
 
 
 def to_torch(net: sn.Sequential) -> Any:
-    """The same network in PyTorch (eval mode), weights copied layer by layer."""
-    import torch
-    from torch import nn
+    """The same network in PyTorch (eval mode, softmax output), weights copied layer by layer."""
 
-    def convert(layer: sn.Layer) -> list[nn.Module]:
-        name, p, cfg = type(layer).__name__, layer.params, layer.config()
-        t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in p.items()}
-        if name == "Conv2D":
-            (top, bottom), (left, right) = layer.pads
-            conv = nn.Conv2d(t["W"].shape[1], t["W"].shape[0], tuple(t["W"].shape[2:]),
-                             stride=tuple(layer.stride))
-            conv.weight.data, conv.bias.data = t["W"].clone(), t["b"].clone()
-            return [nn.ZeroPad2d((left, right, top, bottom)), conv]
-        if name in ("BatchNorm2D", "BatchNorm1D"):
-            bn = (nn.BatchNorm2d if name == "BatchNorm2D" else nn.BatchNorm1d)(
-                t["gamma"].shape[0], eps=cfg.get("eps", 1e-5))
-            bn.weight.data, bn.bias.data = t["gamma"].clone(), t["beta"].clone()
-            bn.running_mean.data = torch.from_numpy(layer.buffers["running_mean"].copy())
-            bn.running_var.data = torch.from_numpy(layer.buffers["running_var"].copy())
-            return [bn]
-        if name == "Dense":
-            fc = nn.Linear(*t["W"].shape)
-            fc.weight.data, fc.bias.data = t["W"].T.contiguous(), t["b"].clone()
-            return [fc]
-        if name in ("MaxPool2D", "AvgPool2D"):
-            pool = nn.MaxPool2d if name == "MaxPool2D" else nn.AvgPool2d
-            return [pool(tuple(layer.kernel_size), tuple(layer.stride))]
-        simple = {"ReLU": nn.ReLU, "Flatten": nn.Flatten, "Softmax": lambda: nn.Softmax(dim=1),
-                  "Dropout": nn.Identity}  # dropout is the identity at inference
-        if name not in simple:
-            raise ValueError(f"no PyTorch twin for scratchnet layer {name}")
-        return [simple[name]()]
-
-    return nn.Sequential(*[m for layer in net.layers for m in convert(layer)]).eval()
+    return torch.nn.Sequential(torch_livenessnet(net), torch.nn.Softmax(dim=1)).eval()
 
 
 def median_ms(fn: Any, repeats: int) -> float:
@@ -178,9 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"(ratio {lat['scratchnet_ms'] / lat['torch_ms']:.2f}x; "
               f"outputs agree to {lat['max_abs_diff']:.1e})")
     if args.json:
-        with atomic_write(args.json, "w") as f:
-            json.dump(res, f, indent=1)
-        print(f"results: {args.json}")
+        write_json(args.json, res)
     return res
 
 

@@ -64,6 +64,10 @@ def torch_livenessnet(net: sn.Sequential) -> torch.nn.Sequential:
         elif isinstance(layer, (sn.BatchNorm2D, sn.BatchNorm1D)):
             kind = nn.BatchNorm2d if isinstance(layer, sn.BatchNorm2D) else nn.BatchNorm1d
             t = kind(layer.num_features, eps=layer.eps, momentum=layer.momentum)
+            t.weight.data = torch.tensor(layer.params["gamma"])
+            t.bias.data = torch.tensor(layer.params["beta"])
+            t.running_mean.data = torch.tensor(layer.buffers["running_mean"])
+            t.running_var.data = torch.tensor(layer.buffers["running_var"])
         elif isinstance(layer, sn.MaxPool2D):
             t = nn.MaxPool2d(layer.kernel_size, layer.stride)
         elif isinstance(layer, sn.Dropout):
@@ -267,6 +271,13 @@ def machine(threads: int) -> dict[str, object]:
     return info
 
 
+def write_json(path: str, result: dict[str, object]) -> None:
+    """Write a benchmark's results atomically and say where."""
+    with sn.atomic_write(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {path}")
+
+
 def set_threads(threads: int) -> None:
     import numba
     numba.set_num_threads(threads)
@@ -351,9 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     result["recompilations"] = recompilations()
     print(f"kernel versions compiled for new batch sizes: {result['recompilations']}")
     if args.json:
-        with sn.atomic_write(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return result
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from liveness.evaluate import evaluate
 from liveness.train import PRESETS, TrainConfig, train
+from scratchnet.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_RECORDING = "pyis_orig"
@@ -193,8 +194,8 @@ def main() -> int:
         start = time.perf_counter()
         results[name] = runners[name]()
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        with atomic_write(args.out / "results.json", "w") as f:
+            json.dump(results, f, indent=2)
     print(f"\nwrote {args.out / 'results.json'}")
     return 0
 
