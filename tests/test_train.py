@@ -92,6 +92,7 @@ def test_interrupt_leaves_a_checkpoint_and_resume_continues(synth_dir, tmp_path)
     assert cli.main(["train", "--resume", str(tmp_path / "nothing")]) == 2
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in matmul:RuntimeWarning")
 def test_nan_loss_is_a_clear_error(synth_dir, tmp_path, capsys):
     with pytest.raises(UserError, match="diverged.*--lr"):
         train(tiny(synth_dir, tmp_path / "run", lr=1e30, plain=True), verbose=False)
