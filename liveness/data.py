@@ -57,6 +57,9 @@ class SkipLog:
             warn(f"skipped {len(self.skipped)} unreadable file(s)")
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
 def read_image(path: str | Path) -> np.ndarray | None:
     """A BGR uint8 image, or None when ``path`` is not an image OpenCV can decode."""
     try:

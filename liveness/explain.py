@@ -36,11 +36,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import scratchnet as sn
+from liveness.data import IMAGE_SUFFIXES, read_image
 from liveness.errors import UserError
 from liveness.net import CLASSES, REAL, LivenessModel, load_model
+from liveness.plots import save_png
 from liveness.preprocess import preprocess
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DPI = 80  # one explanation PNG is ~1100 x 1250 px
 POOLS = (sn.MaxPool2D, sn.AvgPool2D)
 # A convolution block is a Conv2D and the element-wise layers after it (ReLU, BatchNorm2D, ...)
 # up to the next layer of one of these kinds.
@@ -258,12 +260,6 @@ def render_mean_saliency(by_folder: dict[str, list[Explanation]]) -> Figure:
     return fig
 
 
-def save_png(fig: Figure, path: str | Path) -> None:
-    """Write ``fig`` as a PNG, atomically."""
-    with sn.atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=80)
-
-
 def find_images(paths: list[str]) -> list[tuple[Path, str]]:
     """Each image file, and each image under each folder (sorted), with a unique output name.
 
@@ -274,9 +270,10 @@ def find_images(paths: list[str]) -> list[tuple[Path, str]]:
     found: list[tuple[Path, int]] = []  # (file, how many trailing path parts name it)
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) under folder {p}; "
+                kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise UserError(f"no images ({kinds}) under folder {p}; "
                                 "pass face crops or a folder of them")
             found += [(f, len(f.relative_to(p).parts)) for f in files]
         elif p.is_file():
@@ -295,9 +292,9 @@ def find_images(paths: list[str]) -> list[tuple[Path, str]]:
             depth[i] += 1
 
 
-def read_image(path: Path) -> np.ndarray:
+def read_face(path: Path) -> np.ndarray:
     """A BGR uint8 image, or a :class:`UserError` naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         raise UserError(f"cannot read image {path}; pass a PNG/JPEG face crop")
     return image
@@ -319,13 +316,13 @@ def run(args: argparse.Namespace) -> int:
     images = find_images(args.images)
     by_folder: dict[str, list[Explanation]] = {}
     for path, name in images:
-        expl = explain_image(model, read_image(path))
+        expl = explain_image(model, read_face(path))
         target = out / f"{name}.png"
-        save_png(render(expl, title=str(path)), target)
+        save_png(render(expl, title=str(path)), target, dpi=DPI)
         print(f"{target}  P(real)={expl.score:.3f}  {expl.decision}")
         folder = "/".join(path.absolute().parent.parts[-2:])
         by_folder.setdefault(folder, []).append(replace(expl, feature_maps=[]))  # maps are large
     if len(images) > 1:
-        save_png(render_mean_saliency(by_folder), out / MEAN_NAME)
+        save_png(render_mean_saliency(by_folder), out / MEAN_NAME, dpi=DPI)
         print(f"{out / MEAN_NAME}  mean saliency per folder")
     return 0

@@ -39,13 +39,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from liveness.data import LABELS, SkipLog, read_image, write_png
+from liveness.data import IMAGE_SUFFIXES, LABELS, SkipLog, read_image, write_png
 from liveness.errors import UserError
 from liveness.faces import FaceDetector, make_detector
 from liveness.preprocess import crop_face
 from scratchnet.io import atomic_write
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 MANIFEST_FIELDS = ["crop", "label", "source", "frame", "face", "faces_in_frame",
                    "x", "y", "w", "h", "margin", "crop_size", "detector"]
