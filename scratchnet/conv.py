@@ -15,10 +15,10 @@ as (F, K), the whole layer is one (batched) matrix product handed to BLAS::
                db     = sum over n, p of dY[n, :, p]      (F,)
                dX_col[n] = W_row.T @ dY[n]                (K, P), folded back by col2im -> dx
 
-For 3x3 filters with stride 1 on planes of at least ``Conv2D.direct_min_pixels`` pixels,
-``forward``/``backward`` take a faster path: direct Numba kernels on a zero-padded copy of the
-input (see ``kernels.py``), which skip the 9x larger column matrix. ``conv.direct = False``
-forces the im2col reference; the tests check that both paths agree.
+For 3x3 filters with stride 1, ``forward``/``backward`` take a faster path: direct Numba
+kernels on a zero-padded copy of the input (see ``kernels.py``), which skip the 9x larger
+column matrix. ``conv.direct = False`` forces the im2col reference; the tests check that both
+paths agree.
 
 A worked example (the paper's): a 5x5 single-channel image and a 3x3 kernel, no padding,
 stride 1, give a 3x3 feature map; each output is the sum of a 3x3 window times the kernel.
@@ -73,11 +73,6 @@ class Conv2D(Layer):
     below/right). Weights use He initialisation: normal with std ``sqrt(2 / (C*KH*KW))``.
     ``backward`` overwrites ``grads["W"]`` and ``grads["b"]``.
     """
-
-    #: The direct 3x3 kernels vectorise along image rows; on planes smaller than this (H*W)
-    #: the rows are too short and im2col + BLAS is faster (LivenessNet: direct at 32x32,
-    #: im2col at 16x16, measured on a 2-core AVX-512 machine).
-    direct_min_pixels = 1024
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair | str = 0, *, dtype: Any = np.float32,
@@ -151,15 +146,15 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._x_shape = x.shape
         y = np.empty(self.output_shape(x.shape), dtype=self.dtype)
-        self._direct = self.direct and x.shape[2] * x.shape[3] >= self.direct_min_pixels
+        self._direct = self.direct  # backward takes the same path
         (self._forward_direct if self._direct else self._forward_im2col)(x, y)
         return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         n, f = dout.shape[:2]
         dy = np.ascontiguousarray(dout, dtype=self.dtype)
         self.grads["b"][...] = dy.reshape(n, f, -1).sum(axis=2).sum(axis=0)
-        dx = np.empty(self._x_shape, dtype=self.dtype)
+        dx = np.empty(self._x_shape, dtype=self.dtype) if self.needs_input_grad else None
         (self._backward_direct if self._direct else self._backward_im2col)(dy, dx)
         return dx
 
@@ -173,12 +168,14 @@ class Conv2D(Layer):
         np.matmul(w_row, cols.reshape(n, w_row.shape[1], oh * ow), out=y.reshape(n, f, oh * ow))
         y += self.params["b"][:, None, None]
 
-    def _backward_im2col(self, dy: np.ndarray, dx: np.ndarray) -> None:
+    def _backward_im2col(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         n, f, oh, ow = dy.shape
         w, cols = self.params["W"], self._scratch["cols"]
         d = dy.reshape(n, f, oh * ow)
         x_col = cols.reshape(n, -1, oh * ow)  # (N, K, P)
         self.grads["W"][...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        if dx is None:
+            return
         dcols = (w.reshape(f, -1).T @ d).reshape(cols.shape)
         kernels.col2im(dcols, *self.stride, self.pads[0][0], self.pads[1][0], dx)
 
@@ -187,21 +184,23 @@ class Conv2D(Layer):
     def _forward_direct(self, x: np.ndarray, y: np.ndarray) -> None:
         (pt, pb), (pl, pr) = self.pads
         n, c, h, w = x.shape
-        xp = self._work("xp", (n, c, h + pt + pb, w + pl + pr))
-        kernels.pad_input(x, pt, pl, xp)
+        xp = self._work("xp", (c, n, h + pt + pb, w + pl + pr))
+        kernels.pad_cnhw(x, pt, pl, xp)
         kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
 
-    def _backward_direct(self, dy: np.ndarray, dx: np.ndarray) -> None:
+    def _backward_direct(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
         # 3x3 convolution of dy padded by 2 - pad, with the filters flipped (i, j -> 2-i, 2-j)
         # and input/output channels swapped.
         n, f, oh, ow = dy.shape
         (pt, pb), (pl, pr) = self.pads
         xp = self._scratch["xp"]
-        dy_grid = self._work("dy_grid", (n, f, oh, xp.shape[3]))
-        kernels.pad_input(dy, 0, 0, dy_grid)
+        dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
+        kernels.pad_cnhw(dy, 0, 0, dy_grid)
         kernels.conv3x3_weight_grad(xp, dy_grid, self.grads["W"])
-        dyp = self._work("dyp", (n, f, oh + 4 - pt - pb, ow + 4 - pl - pr))
-        kernels.pad_input(dy, 2 - pt, 2 - pl, dyp)
+        if dx is None:
+            return
+        dyp = self._work("dyp", (f, n, oh + 4 - pt - pb, ow + 4 - pl - pr))
+        kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)

@@ -57,7 +57,6 @@ def test_backward_matches_finite_differences(case, seed, direct):
     conv = Conv2D(shape[1], f, kernel, stride, padding, dtype=np.float64, rng=rng)
     conv.params["b"][...] = rng.standard_normal(f)
     conv.direct = conv.direct and direct
-    conv.direct_min_pixels = 0  # small test images: take the direct path whenever it applies
     x = rng.standard_normal(shape)
     if padding == "same":
         assert conv.forward(x).shape[2:] == shape[2:]
@@ -65,7 +64,7 @@ def test_backward_matches_finite_differences(case, seed, direct):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9),
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 18), h=st.integers(1, 9),
        w=st.integers(1, 9), padding=st.sampled_from([0, 1, 2, (2, 0), "same", "valid"]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_direct_3x3_path_matches_im2col_reference(n, c, f, h, w, padding, dtype, seed):
@@ -73,7 +72,6 @@ def test_direct_3x3_path_matches_im2col_reference(n, c, f, h, w, padding, dtype,
     direct = Conv2D(c, f, 3, padding=padding, dtype=dtype, rng=seed)
     reference = Conv2D(c, f, 3, padding=padding, dtype=dtype, rng=seed)
     assert direct.direct
-    direct.direct_min_pixels = 0
     reference.direct = False
     for conv in (direct, reference):
         conv.params["b"][...] = np.arange(f)
@@ -98,6 +96,23 @@ def test_backward_overwrites_gradients():
     conv.backward(g)
     for k, v in conv.grads.items():
         np.testing.assert_array_equal(v, first[k])
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_without_input_grad_backward_skips_dx_but_not_the_weight_gradients(direct):
+    rng = np.random.default_rng(1)
+    conv = Conv2D(3, 10, 3, padding="same", rng=rng)
+    conv.direct = direct
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    g = rng.standard_normal((2, 10, 6, 6)).astype(np.float32)
+    conv.forward(x)
+    assert conv.backward(g) is not None
+    full = {k: v.copy() for k, v in conv.grads.items()}
+    conv.needs_input_grad = False
+    conv.forward(x)
+    assert conv.backward(g) is None
+    for k, v in conv.grads.items():
+        np.testing.assert_array_equal(v, full[k])
 
 
 def test_he_initialisation_and_config_round_trip():
@@ -138,7 +153,6 @@ def test_parity_with_torch(case, seed):
     shape, f, kernel, stride, padding = case
     rng = np.random.default_rng(seed)
     conv = Conv2D(shape[1], f, kernel, stride, padding, rng=rng)
-    conv.direct_min_pixels = 0  # the fast path too, on these small images
     conv.params["b"][...] = rng.standard_normal(f)
     x = rng.standard_normal(shape).astype(np.float32)
     out = conv.forward(x)

@@ -121,28 +121,31 @@ def test_im2col_and_col2im_match_naive_loops(case, dtype, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 8),
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 18), h=st.integers(1, 8),
        w=st.integers(1, 8), pads=st.tuples(*[st.integers(0, 2)] * 4), dtype=dtypes,
        seed=st.integers(0, 2**16))
 def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
     rng = np.random.default_rng(seed)
     pt, pb, pl, pr = pads
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    xp = np.full((n, c, h + pt + pb, w + pl + pr), np.nan, dtype=dtype)
-    kernels.pad_input(x, pt, pl, xp)
-    np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))))
+    xp = np.full((c, n, h + pt + pb, w + pl + pr), np.nan, dtype=dtype)
+    kernels.pad_cnhw(x, pt, pl, xp)
+    np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))
+                                             ).transpose(1, 0, 2, 3))
     if min(xp.shape[2:]) < 3:
         return
     weights = rng.standard_normal((f, c, 3, 3)).astype(dtype)
     bias = rng.standard_normal(f).astype(dtype)
     y = np.full((n, f, xp.shape[2] - 2, xp.shape[3] - 2), np.nan, dtype=dtype)
     kernels.conv3x3(xp, weights, bias, y)
+    x_padded = xp.transpose(1, 0, 2, 3)
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
-    np.testing.assert_allclose(y, naive_conv(xp, weights, bias), **tol)
+    np.testing.assert_allclose(y, naive_conv(x_padded, weights, bias), **tol)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dw = np.full(weights.shape, np.nan, dtype=dtype)
-    kernels.conv3x3_weight_grad(xp, np.pad(dy, ((0, 0), (0, 0), (0, 0), (0, 2))), dw)
-    np.testing.assert_allclose(dw, naive_conv_weight_grad(xp, dy, 3, 3), **tol)
+    dy_grid = np.pad(dy, ((0, 0), (0, 0), (0, 2), (0, 2))).transpose(1, 0, 2, 3).copy()
+    kernels.conv3x3_weight_grad(xp, dy_grid, dw)
+    np.testing.assert_allclose(dw, naive_conv_weight_grad(x_padded, dy, 3, 3), **tol)
 
 
 @settings(max_examples=40, deadline=None)
