@@ -5,6 +5,10 @@ A layer is a small object with two methods:
 * ``forward(x, training=False) -> y`` computes the output and remembers what backward needs;
 * ``backward(dout) -> dx`` takes dL/dy (same shape as y) and returns dL/dx (same shape as x).
 
+A layer whose ``needs_input_grad`` is False may skip dL/dx and return ``None`` from
+``backward``: ``Sequential.fit`` sets it on the first layer while training, because nobody
+needs the gradient with respect to the data (for a convolution that is a third of its work).
+
 Trainable arrays live in ``layer.params`` (name -> ndarray) and their gradients in
 ``layer.grads`` under the same names. Each ``backward`` **overwrites** ``grads``; it never
 accumulates, so there is no ``zero_grad`` to forget. State that is not trained (batch-norm
@@ -21,6 +25,9 @@ import numpy as np
 
 class Layer:
     """Base class: holds ``params``, ``grads`` and ``buffers``; subclasses do the maths."""
+
+    #: False: ``backward`` may skip dL/dx and return None (only the parameter gradients).
+    needs_input_grad = True
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

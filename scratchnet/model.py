@@ -162,10 +162,20 @@ class Sequential:
         return x
 
     @staticmethod
-    def _backward(layers: Sequence[Layer], dout: np.ndarray) -> np.ndarray:
-        for layer in reversed(layers):
+    def _backward(layers: Sequence[Layer], dout: np.ndarray, input_grad: bool = True
+                  ) -> np.ndarray | None:
+        """Backward through ``layers``; ``input_grad=False`` lets the first layer skip dL/dx
+        (training never needs the gradient with respect to the data) and returns None."""
+        if not layers:
+            return dout
+        for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        first = layers[0]
+        first.needs_input_grad = input_grad
+        try:
+            return first.backward(dout)
+        finally:
+            first.needs_input_grad = True
 
     def forward(self, x: np.ndarray, training: bool | None = None) -> np.ndarray:
         """Run every layer; ``training=None`` uses the mode set by :meth:`train`/:meth:`eval`."""
@@ -280,7 +290,7 @@ class Sequential:
                     raise FloatingPointError(
                         f"loss became NaN/inf at epoch {epoch + 1} batch {b + 1} (learning rate "
                         f"{optimizer.lr:g} too high, or bad inputs?)")
-                self._backward(body, loss_fn.backward())
+                self._backward(body, loss_fn.backward(), input_grad=False)
                 optimizer.step()
                 hits = int((logits.argmax(axis=1) == yb).sum())
                 total_loss, correct = total_loss + loss * len(yb), correct + hits

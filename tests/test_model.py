@@ -267,3 +267,20 @@ def test_fit_checks_labels():
         mlp().fit(x, y[:-1], verbose=0)
     with pytest.raises(ValueError, match="expected 10 integer labels"):
         mlp().fit(x, y.astype(float), verbose=0)
+
+
+def test_fit_skips_the_data_gradient_only_while_training():
+    net = sn.Sequential([sn.Conv2D(1, 2, 3, rng=0), sn.Flatten(), sn.Dense(2, 2, rng=0)])
+    calls = []
+    conv_backward = net.layers[0].backward
+
+    def spy(dout):
+        calls.append(net.layers[0].needs_input_grad)
+        return conv_backward(dout)
+
+    net.layers[0].backward = spy
+    x = np.random.default_rng(0).standard_normal((4, 1, 3, 3)).astype(np.float32)
+    net.fit(x, np.array([0, 1, 0, 1]), batch_size=2, verbose=0)
+    assert calls == [False, False] and net.layers[0].needs_input_grad
+    net.forward(x)
+    assert net.backward(np.ones((4, 2), np.float32)).shape == x.shape and calls[-1]
