@@ -7,7 +7,8 @@ computes; the layers in ``conv.py`` and ``pooling.py`` call them and own the mat
 
 Conventions for every kernel:
 
-* arrays are NCHW: ``x[n, c, h, w]`` is sample ``n``, channel ``c``, row ``h``, column ``w``;
+* arrays are NCHW: ``x[n, c, h, w]`` is sample ``n``, channel ``c``, row ``h``, column ``w``
+  (except the padded copies of the direct convolution, which are CNHW: see there);
 * a kernel never allocates its result: the caller passes the output array and the kernel fills
   it completely (so buffers can be reused between steps);
 * ``sh, sw`` are the strides, ``ph, pw`` the zero padding added above and left of the input
@@ -304,40 +305,46 @@ def conv3x3(xp, w, b, y):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def conv3x3_weight_grad(xp, dy_grid, dw):
-    """Gradient of :func:`conv3x3` with respect to the weights.
+def conv3x3_weight_grad(xp, dy_grid, partial):
+    """Gradient of :func:`conv3x3` with respect to the weights, in ``B`` partial sums.
 
     ``xp`` (C, N, OH+2, OW+2) and ``dy_grid`` (F, N, OH+2, OW+2), which holds dy (N, F, OH, OW)
-    in the top-left corner of each plane and zeros elsewhere -> ``dw`` (F, C, 3, 3)::
+    in the top-left corner of each plane and zeros elsewhere -> ``partial`` (B, F, C, 3, 3)
+    whose sum over the first axis is the gradient::
 
         dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * xp[c, n, oh+i, ow+j]
 
     The N planes of a channel are consecutive, so pixel (n, oh, ow) is at the flat position
-    q = (n*Hp + oh)*Wp + ow of both arrays, and each weight is one long dot product over q.
-    Each task sums for two output channels ``f`` and ``g = f + 1`` and one input channel.
+    q = (n*Hp + oh)*Wp + ow of both arrays, and each weight is a dot product over all q. The
+    q are cut into B blocks (one task each) small enough to stay in the core's cache while
+    every (f, c) pair is summed over them, two output channels ``f``, ``g = f + 1`` at a time.
     """
     c_, n_, hp, wp = xp.shape
-    f_ = dy_grid.shape[0]
+    f_, blocks = dy_grid.shape[0], partial.shape[0]
     length = n_ * hp * wp - 2 * wp - 2  # past the last output pixel, dy is 0 anyway
+    block = (length + blocks - 1) // blocks
     flat = xp.reshape(c_, n_ * hp * wp)
     dflat = dy_grid.reshape(f_, n_ * hp * wp)
-    pairs = (f_ + 1) // 2
-    for task in prange(pairs * c_):
-        f, c = 2 * (task // c_), task % c_
-        g = min(f + 1, f_ - 1)
-        x, df, dg = flat[c], dflat[f], dflat[g]
-        x00, x01, x02 = x[0:], x[1:], x[2:]
-        x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
-        x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
-        zero = xp.dtype.type(0)
-        sum_f = sum_g = (zero, zero, zero, zero, zero, zero, zero, zero, zero)
-        for q in range(length):
-            t = (x00[q], x01[q], x02[q], x10[q], x11[q], x12[q], x20[q], x21[q], x22[q])
-            sum_f = add_scaled9(sum_f, df[q], t)
-            sum_g = add_scaled9(sum_g, dg[q], t)
-        for k in range(9):
-            dw[f, c, k // 3, k % 3] = sum_f[k]
-            dw[g, c, k // 3, k % 3] = sum_g[k]
+    zero = xp.dtype.type(0)
+    for task in prange(blocks):
+        q0, q1 = task * block, min((task + 1) * block, length)
+        for f in range(0, f_, 2):
+            g = min(f + 1, f_ - 1)
+            df, dg = dflat[f, q0:q1], dflat[g, q0:q1]
+            for c in range(c_):
+                x = flat[c, q0:]
+                x00, x01, x02 = x[0:], x[1:], x[2:]
+                x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
+                x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
+                sum_f = sum_g = (zero, zero, zero, zero, zero, zero, zero, zero, zero)
+                for q in range(q1 - q0):
+                    t = (x00[q], x01[q], x02[q], x10[q], x11[q], x12[q], x20[q], x21[q],
+                         x22[q])
+                    sum_f = add_scaled9(sum_f, df[q], t)
+                    sum_g = add_scaled9(sum_g, dg[q], t)
+                for k in range(9):
+                    partial[task, f, c, k // 3, k % 3] = sum_f[k]
+                    partial[task, g, c, k // 3, k % 3] = sum_g[k]
 
 
 # ---- batch normalisation: per-channel loops over a (N, C, L) view --------------------------------
