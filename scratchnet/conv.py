@@ -50,6 +50,8 @@ Pair = int | tuple[int, int] | list[int]
 #: Pixels per task of the direct weight-gradient kernel: 4096 positions of every channel of x
 #: and dy (16 channels: 2 x 256 KB) stay in a core's L2 cache while all filters are summed.
 WEIGHT_GRAD_BLOCK = 4096
+#: ... but at least this many tasks, so that small batches still keep several cores busy.
+MIN_WEIGHT_GRAD_TASKS = 4
 
 
 def pair(value: Pair, name: str) -> tuple[int, int]:
@@ -201,7 +203,7 @@ class Conv2D(Layer):
         xp = self._scratch["xp"]
         dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
         kernels.pad_cnhw(dy, 0, 0, dy_grid)
-        blocks = max(1, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
+        blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
         kernels.conv3x3_weight_grad(xp, dy_grid, partial)
         partial.sum(axis=0, out=self.grads["W"])
