@@ -11,6 +11,10 @@ in three implementations, alternating repeat by repeat so all three see the same
   im2col by fancy indexing, col2im with ``np.add.at``, pooling by a Python loop over output
   positions, batch norm and Adam as plain array expressions.
 
+BLAS runs on one thread in scratchnet and naive NumPy alike, as in ``Sequential.fit``: a
+multi-threaded BLAS call leaves its workers spinning for a while on the cores the next
+measurement (of any implementation) needs, which made every timing depend on its neighbour.
+
 The last rows time one whole training step of LivenessNet (forward, loss, backward, Adam) in
 the three implementations. Reported: the median time of the repeats, scratchnet's speed-up over
 naive NumPy, and PyTorch's time divided by scratchnet's (> 1: scratchnet is faster).
@@ -42,6 +46,7 @@ from bench_train import (  # noqa: E402
 
 import scratchnet as sn  # noqa: E402
 from liveness.net import build_livenessnet  # noqa: E402
+from scratchnet.model import one_blas_thread  # noqa: E402
 
 # ---- the naive NumPy reference (cs231n style) -----------------------------------------------
 
@@ -249,12 +254,13 @@ def layer_cases(net: sn.Sequential, batch: int):
 def bench_layer(layer: sn.Layer, x: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
     g = np.random.default_rng(1).standard_normal(layer.forward(x, True).shape).astype(x.dtype)
     fns: dict[str, Callable[[], object]] = {
-        "scratchnet fwd": lambda: layer.forward(x, True),
-        "scratchnet fwd+bwd": lambda: (layer.forward(x, True), layer.backward(g))}
+        "scratchnet fwd": one_blas_thread(lambda: layer.forward(x, True)),
+        "scratchnet fwd+bwd": one_blas_thread(lambda: (layer.forward(x, True),
+                                                       layer.backward(g)))}
     if not isinstance(layer, sn.Dropout):
         naive = naive_layer(layer)
-        fns["naive fwd"] = lambda: naive.forward(x)
-        fns["naive fwd+bwd"] = lambda: (naive.forward(x), naive.backward(g))
+        fns["naive fwd"] = one_blas_thread(lambda: naive.forward(x))
+        fns["naive fwd+bwd"] = one_blas_thread(lambda: (naive.forward(x), naive.backward(g)))
     if torch is not None:
         tlayer = torch_livenessnet(sn.Sequential([layer])).train()
         tx, tg = torch.tensor(x, requires_grad=True), torch.tensor(g)
@@ -282,7 +288,8 @@ def bench_step(batch: int, repeats: int) -> dict[str, float]:
     fns: dict[str, Callable[[], object]] = {
         "scratchnet": lambda: net.fit(x, y, batch_size=batch, optimizer=opt, shuffle=False,
                                       verbose=0),
-        "naive": lambda: [naive(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]}
+        "naive": one_blas_thread(lambda: [naive(x[i:i + batch], y[i:i + batch])
+                                          for i in range(0, len(x), batch)])}
     if torch is not None:
         tnet = torch_livenessnet(net).train()
         topt, loss = torch.optim.Adam(tnet.parameters()), torch.nn.CrossEntropyLoss()
