@@ -29,7 +29,8 @@ Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 # very cores the parallel Numba kernels need next: with 2 BLAS threads, training LivenessNet at
 # batch 128 on 2 cores ran 1.4x slower. The matrix products of a small CNN gain nothing from
 # several BLAS threads, so fit, evaluate and predict run BLAS on one thread (and restore it).
-one_blas_thread = ThreadpoolController().wrap(limits=1, user_api="blas")
+blas_controller = ThreadpoolController()  # the BLAS libraries loaded with NumPy
+one_blas_thread = blas_controller.wrap(limits=1, user_api="blas")
 
 
 class History:

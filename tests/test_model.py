@@ -287,10 +287,10 @@ def test_fit_skips_the_data_gradient_only_while_training():
 
 
 def test_fit_runs_blas_on_one_thread_and_restores_it():
-    from threadpoolctl import threadpool_info
+    from scratchnet.model import blas_controller
 
-    def blas_threads():
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    def blas_threads():  # of NumPy's BLAS (other libraries, e.g. PyTorch's, are not touched)
+        return [lib["num_threads"] for lib in blas_controller.info() if lib["user_api"] == "blas"]
 
     seen = []
 
