@@ -190,7 +190,8 @@ class Conv2D(Layer):
     def _forward_direct(self, x: np.ndarray, y: np.ndarray) -> None:
         (pt, pb), (pl, pr) = self.pads
         n, c, h, w = x.shape
-        xp = self._work("xp", (c, n, h + pt + pb, w + pl + pr))
+        wp = w + pl + pr
+        xp = self._work("xp", (c, n, h + pt + pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(x, pt, pl, xp)
         kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
 
@@ -209,7 +210,8 @@ class Conv2D(Layer):
         partial.sum(axis=0, out=self.grads["W"])
         if dx is None:
             return
-        dyp = self._work("dyp", (f, n, oh + 4 - pt - pb, ow + 4 - pl - pr))
+        wp = ow + 4 - pl - pr
+        dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
