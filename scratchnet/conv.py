@@ -80,6 +80,10 @@ class Conv2D(Layer):
     ``backward`` overwrites ``grads["W"]`` and ``grads["b"]``.
     """
 
+    #: Direct kernels run on the calling thread below this many multiply-adds (N*F*C*9*OH*OW):
+    #: waking the other threads costs ~35 us, more than they save (batch-1 inference).
+    parallel_min_macs = 3_000_000
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair | str = 0, *, dtype: Any = np.float32,
                  rng: RngLike = None) -> None:
@@ -193,7 +197,13 @@ class Conv2D(Layer):
         wp = w + pl + pr
         xp = self._work("xp", (c, n, h + pt + pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(x, pt, pl, xp)
-        kernels.conv3x3(xp, self.params["W"], self.params["b"], y)
+        macs = y.size * c * 9  # the same count for the forward, dW and dx products
+        self._parallel = macs >= self.parallel_min_macs
+        self._kernel("conv3x3")(xp, self.params["W"], self.params["b"], y)
+
+    def _kernel(self, name: str) -> Any:
+        """The parallel kernel, or its ``_serial`` twin for inputs too small for threads."""
+        return getattr(kernels, name if self._parallel else f"{name}_serial")
 
     def _backward_direct(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
@@ -206,7 +216,7 @@ class Conv2D(Layer):
         kernels.pad_cnhw(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
-        kernels.conv3x3_weight_grad(xp, dy_grid, partial)
+        self._kernel("conv3x3_weight_grad")(xp, dy_grid, partial)
         partial.sum(axis=0, out=self.grads["W"])
         if dx is None:
             return
@@ -214,4 +224,4 @@ class Conv2D(Layer):
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        kernels.conv3x3(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
+        self._kernel("conv3x3")(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)

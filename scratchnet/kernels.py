@@ -15,8 +15,9 @@ Conventions for every kernel:
   (padding below/right is implied by the output size), ``kh, kw`` the window size;
 * only the two convolution kernels run in parallel (``prange`` over tasks that each write their
   own part of the output, so no two threads ever write the same element). Starting a parallel
-  loop costs ~20 us, more than the memory-bound loops (padding, pooling, batch norm) would
-  save: they run on one thread and never wait for another.
+  loop costs ~35 us, more than the memory-bound loops (padding, pooling, batch norm) would
+  save: they run on one thread and never wait for another, and so do the convolutions of
+  tiny inputs (``*_serial``: the same tasks, one after the other).
 
 ``cache=True`` stores the compiled code on disk, so only the very first import pays for
 compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
@@ -268,7 +269,48 @@ def add_scaled9(s, u, t):
             s[5] + u * t[5], s[6] + u * t[6], s[7] + u * t[7], s[8] + u * t[8])
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, fastmath=True)
+def conv3x3_task(xp, w, b, y, task):
+    """One task of :func:`conv3x3`: output channels ``f0 .. f0+7`` of sample ``n``, where
+    ``task = n * groups + f0 // 8`` (channels past F-1 repeat channel F-1). Every input value
+    loaded feeds eight sums."""
+    c_, n_, hp, wp = xp.shape
+    f_, oh_, ow_ = y.shape[1], y.shape[2], y.shape[3]
+    length = (oh_ - 1) * wp + ow_  # flat positions q from pixel (0, 0) to (OH-1, OW-1) ...
+    length = -(-length // STEP) * STEP  # ... rounded up to whole vectors
+    flat = xp.reshape(c_, n_, hp * wp)
+    groups, last = (f_ + 7) // 8, f_ - 1
+    n, f0 = task // groups, 8 * (task % groups)
+    acc = np.zeros((8, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    a4, a5, a6, a7 = acc[4], acc[5], acc[6], acc[7]
+    for c in range(c_):
+        x = flat[c, n]
+        x00, x01, x02 = x[0:], x[1:], x[2:]  # x_ij[q] = tap (i, j) of pixel q
+        x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
+        x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
+        w0, w1 = taps(w, f0, c), taps(w, min(f0 + 1, last), c)
+        w2, w3 = taps(w, min(f0 + 2, last), c), taps(w, min(f0 + 3, last), c)
+        w4, w5 = taps(w, min(f0 + 4, last), c), taps(w, min(f0 + 5, last), c)
+        w6, w7 = taps(w, min(f0 + 6, last), c), taps(w, min(f0 + 7, last), c)
+        for q in range(length):
+            t = (x00[q], x01[q], x02[q], x10[q], x11[q], x12[q], x20[q], x21[q], x22[q])
+            a0[q] += dot9(w0, t)
+            a1[q] += dot9(w1, t)
+            a2[q] += dot9(w2, t)
+            a3[q] += dot9(w3, t)
+            a4[q] += dot9(w4, t)
+            a5[q] += dot9(w5, t)
+            a6[q] += dot9(w6, t)
+            a7[q] += dot9(w7, t)
+    for k in range(8):
+        f = min(f0 + k, last)
+        for oh in range(oh_):
+            for ow in range(ow_):
+                y[n, f, oh, ow] = acc[k, oh * wp + ow] + b[f]
+
+
+@njit(cache=True, parallel=True)
 def conv3x3(xp, w, b, y):
     """Direct 3x3 convolution, stride 1, of an already padded, channel-major input.
 
@@ -277,48 +319,51 @@ def conv3x3(xp, w, b, y):
 
         y[n, f, oh, ow] = b[f] + sum over c, i<3, j<3 of w[f, c, i, j] * xp[c, n, oh+i, ow+j]
 
-    Each task computes eight output channels ``f0 .. f0+7`` of one sample, so every
-    input value loaded feeds eight sums (channels past F-1 repeat channel F-1).
+    N * ceil(F / 8) tasks (:func:`conv3x3_task`), run in parallel.
     """
+    for task in prange(y.shape[0] * ((y.shape[1] + 7) // 8)):
+        conv3x3_task(xp, w, b, y, task)
+
+
+@njit(cache=True)
+def conv3x3_serial(xp, w, b, y):
+    """:func:`conv3x3` on the calling thread, for inputs too small to pay for waking the
+    other threads (~35 us per parallel loop)."""
+    for task in range(y.shape[0] * ((y.shape[1] + 7) // 8)):
+        conv3x3_task(xp, w, b, y, task)
+
+
+@njit(cache=True, fastmath=True)
+def conv3x3_weight_grad_task(xp, dy_grid, partial, task):
+    """Block ``task`` of :func:`conv3x3_weight_grad`: ``partial[task]`` (F, C, 3, 3), summed
+    over the block's positions q, for every (f, c), two output channels f, g = f + 1 at once."""
     c_, n_, hp, wp = xp.shape
-    f_, oh_, ow_ = y.shape[1], y.shape[2], y.shape[3]
-    length = (oh_ - 1) * wp + ow_  # flat positions q from pixel (0, 0) to (OH-1, OW-1) ...
-    length = -(-length // STEP) * STEP  # ... rounded up to whole vectors
-    flat = xp.reshape(c_, n_, hp * wp)
-    groups = (f_ + 7) // 8
-    last = f_ - 1
-    for task in prange(n_ * groups):
-        n, f0 = task // groups, 8 * (task % groups)
-        acc = np.zeros((8, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
-        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-        a4, a5, a6, a7 = acc[4], acc[5], acc[6], acc[7]
+    f_, blocks = dy_grid.shape[0], partial.shape[0]
+    length = n_ * hp * wp - 2 * wp - 2  # past the last output pixel, dy is 0 anyway
+    block = -(-length // blocks // STEP) * STEP  # whole vectors (only the last block is not)
+    q0, q1 = task * block, min((task + 1) * block, length)
+    flat = xp.reshape(c_, n_ * hp * wp)
+    dflat = dy_grid.reshape(f_, n_ * hp * wp)
+    zero = xp.dtype.type(0)
+    for f in range(0, f_, 2):
+        g = min(f + 1, f_ - 1)
+        df, dg = dflat[f, q0:q1], dflat[g, q0:q1]
         for c in range(c_):
-            x = flat[c, n]
-            x00, x01, x02 = x[0:], x[1:], x[2:]  # x_ij[q] = tap (i, j) of pixel q
+            x = flat[c, q0:]
+            x00, x01, x02 = x[0:], x[1:], x[2:]
             x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
             x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
-            w0, w1 = taps(w, f0, c), taps(w, min(f0 + 1, last), c)
-            w2, w3 = taps(w, min(f0 + 2, last), c), taps(w, min(f0 + 3, last), c)
-            w4, w5 = taps(w, min(f0 + 4, last), c), taps(w, min(f0 + 5, last), c)
-            w6, w7 = taps(w, min(f0 + 6, last), c), taps(w, min(f0 + 7, last), c)
-            for q in range(length):
+            sum_f = sum_g = (zero, zero, zero, zero, zero, zero, zero, zero, zero)
+            for q in range(q1 - q0):
                 t = (x00[q], x01[q], x02[q], x10[q], x11[q], x12[q], x20[q], x21[q], x22[q])
-                a0[q] += dot9(w0, t)
-                a1[q] += dot9(w1, t)
-                a2[q] += dot9(w2, t)
-                a3[q] += dot9(w3, t)
-                a4[q] += dot9(w4, t)
-                a5[q] += dot9(w5, t)
-                a6[q] += dot9(w6, t)
-                a7[q] += dot9(w7, t)
-        for k in range(8):
-            f = min(f0 + k, last)
-            for oh in range(oh_):
-                for ow in range(ow_):
-                    y[n, f, oh, ow] = acc[k, oh * wp + ow] + b[f]
+                sum_f = add_scaled9(sum_f, df[q], t)
+                sum_g = add_scaled9(sum_g, dg[q], t)
+            for k in range(9):
+                partial[task, f, c, k // 3, k % 3] = sum_f[k]
+                partial[task, g, c, k // 3, k % 3] = sum_g[k]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, parallel=True)
 def conv3x3_weight_grad(xp, dy_grid, partial):
     """Gradient of :func:`conv3x3` with respect to the weights, in ``B`` partial sums.
 
@@ -330,35 +375,18 @@ def conv3x3_weight_grad(xp, dy_grid, partial):
 
     The N planes of a channel are consecutive, so pixel (n, oh, ow) is at the flat position
     q = (n*Hp + oh)*Wp + ow of both arrays, and each weight is a dot product over all q. The
-    q are cut into B blocks (one task each) small enough to stay in the core's cache while
-    every (f, c) pair is summed over them, two output channels ``f``, ``g = f + 1`` at a time.
+    q are cut into B blocks (:func:`conv3x3_weight_grad_task`, run in parallel) small enough to
+    stay in the core's cache while every (f, c) pair is summed over them.
     """
-    c_, n_, hp, wp = xp.shape
-    f_, blocks = dy_grid.shape[0], partial.shape[0]
-    length = n_ * hp * wp - 2 * wp - 2  # past the last output pixel, dy is 0 anyway
-    block = -(-length // blocks // STEP) * STEP  # whole vectors (only the last block is not)
-    flat = xp.reshape(c_, n_ * hp * wp)
-    dflat = dy_grid.reshape(f_, n_ * hp * wp)
-    zero = xp.dtype.type(0)
-    for task in prange(blocks):
-        q0, q1 = task * block, min((task + 1) * block, length)
-        for f in range(0, f_, 2):
-            g = min(f + 1, f_ - 1)
-            df, dg = dflat[f, q0:q1], dflat[g, q0:q1]
-            for c in range(c_):
-                x = flat[c, q0:]
-                x00, x01, x02 = x[0:], x[1:], x[2:]
-                x10, x11, x12 = x[wp:], x[wp + 1:], x[wp + 2:]
-                x20, x21, x22 = x[2 * wp:], x[2 * wp + 1:], x[2 * wp + 2:]
-                sum_f = sum_g = (zero, zero, zero, zero, zero, zero, zero, zero, zero)
-                for q in range(q1 - q0):
-                    t = (x00[q], x01[q], x02[q], x10[q], x11[q], x12[q], x20[q], x21[q],
-                         x22[q])
-                    sum_f = add_scaled9(sum_f, df[q], t)
-                    sum_g = add_scaled9(sum_g, dg[q], t)
-                for k in range(9):
-                    partial[task, f, c, k // 3, k % 3] = sum_f[k]
-                    partial[task, g, c, k // 3, k % 3] = sum_g[k]
+    for task in prange(partial.shape[0]):
+        conv3x3_weight_grad_task(xp, dy_grid, partial, task)
+
+
+@njit(cache=True)
+def conv3x3_weight_grad_serial(xp, dy_grid, partial):
+    """:func:`conv3x3_weight_grad` on the calling thread (see :func:`conv3x3_serial`)."""
+    for task in range(partial.shape[0]):
+        conv3x3_weight_grad_task(xp, dy_grid, partial, task)
 
 
 # ---- batch normalisation: per-channel loops over a (N, C, L) view --------------------------------

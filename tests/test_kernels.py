@@ -140,6 +140,9 @@ def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
     bias = rng.standard_normal(f).astype(dtype)
     y = np.full((n, f, h + pt + pb - 2, wp - 2), np.nan, dtype=dtype)
     kernels.conv3x3(xp, weights, bias, y)
+    y_serial = np.full(y.shape, np.nan, dtype=dtype)
+    kernels.conv3x3_serial(xp, weights, bias, y_serial)
+    np.testing.assert_array_equal(y_serial, y)  # the same tasks, one thread
     x_padded = xp[:, :, :h + pt + pb].transpose(1, 0, 2, 3)
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
     np.testing.assert_allclose(y, naive_conv(x_padded, weights, bias), **tol)
@@ -147,6 +150,9 @@ def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
     dy_grid = np.pad(dy, ((0, 0), (0, 0), (0, 2 + spare), (0, 2))).transpose(1, 0, 2, 3).copy()
     partial = np.full((3, *weights.shape), np.nan, dtype=dtype)  # 3 blocks of positions
     kernels.conv3x3_weight_grad(xp, dy_grid, partial)
+    partial_serial = np.full(partial.shape, np.nan, dtype=dtype)
+    kernels.conv3x3_weight_grad_serial(xp, dy_grid, partial_serial)
+    np.testing.assert_array_equal(partial_serial, partial)
     dw = partial.sum(axis=0)
     np.testing.assert_allclose(dw, naive_conv_weight_grad(x_padded, dy, 3, 3), **tol)
 
