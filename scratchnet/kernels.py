@@ -42,7 +42,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 def _allow_512_bit_vectors() -> None:
     """On AVX-512 CPUs LLVM emits 256-bit vector code unless told otherwise (wider vectors
-    slowed the clock of early AVX-512 Xeons). The convolution kernels below run 1.3-1.5x faster
+    slowed the clock of early AVX-512 Xeons). The convolution kernels below ran 1.2-1.4x faster
     with 512-bit vectors on a current Xeon, so allow them, unless the user chose the CPU
     features (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME). Like the threading layer, this must be set
     before the first kernel is compiled or loaded from the cache."""
@@ -216,8 +216,7 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
 #   loop over q instead of many short rows. The q with ow >= OW (two per row) fall in the
 #   padding columns: they are computed and thrown away;
 # * the nine weights of a filter are a tuple (``taps``), which the compiler keeps in registers,
-#   and every input value loaded feeds several output channels.
-#
+#   and every input value loaded feeds several output channels;
 # * the loop over q runs to a multiple of ``STEP`` (16 = one 512-bit vector of float32): a
 #   vectorised loop of any other length ends with up to 15 positions done one at a time, as
 #   slow as 15 whole vectors, which on a 16x16 plane nearly doubled the time. Every padded
@@ -231,6 +230,7 @@ STEP = 16
 def spare_rows(wp: int) -> int:
     """Zero rows to add below each padded plane of width ``wp`` (see ``STEP`` above)."""
     return -(-STEP // wp)
+
 
 @njit(cache=True)
 def pad_cnhw(x, pt, pl, xp):
