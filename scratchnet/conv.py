@@ -199,11 +199,7 @@ class Conv2D(Layer):
         kernels.pad_cnhw(x, pt, pl, xp)
         macs = y.size * c * 9  # the same count for the forward, dW and dx products
         self._parallel = macs >= self.parallel_min_macs
-        self._kernel("conv3x3")(xp, self.params["W"], self.params["b"], y)
-
-    def _kernel(self, name: str) -> Any:
-        """The parallel kernel, or its ``_serial`` twin for inputs too small for threads."""
-        return getattr(kernels, name if self._parallel else f"{name}_serial")
+        kernels.pick("conv3x3", self._parallel)(xp, self.params["W"], self.params["b"], y)
 
     def _backward_direct(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
@@ -216,7 +212,7 @@ class Conv2D(Layer):
         kernels.pad_cnhw(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
-        self._kernel("conv3x3_weight_grad")(xp, dy_grid, partial)
+        kernels.pick("conv3x3_weight_grad", self._parallel)(xp, dy_grid, partial)
         partial.sum(axis=0, out=self.grads["W"])
         if dx is None:
             return
@@ -224,4 +220,5 @@ class Conv2D(Layer):
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        self._kernel("conv3x3")(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
+        kernels.pick("conv3x3", self._parallel)(dyp, w_flipped,
+                                                np.zeros(self.in_channels, self.dtype), dx)

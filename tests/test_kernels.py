@@ -168,12 +168,19 @@ def test_pooling_kernels_match_naive_loops(case, dtype, seed):
     argmax = np.empty(out.shape, dtype=np.int64)
     kernels.maxpool_forward(x, kh, kw, sh, sw, out, argmax)
     np.testing.assert_array_equal(out, expected_max)
+    out_serial, argmax_serial = np.full_like(out, np.nan), np.empty_like(argmax)
+    kernels.maxpool_forward_serial(x, kh, kw, sh, sw, out_serial, argmax_serial)
+    np.testing.assert_array_equal(out_serial, out)
+    np.testing.assert_array_equal(argmax_serial, argmax)
 
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = np.full(shape, np.nan, dtype=dtype)
     kernels.maxpool_backward(dout, argmax, dx)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(dx, naive_maxpool_backward(x, dout, kh, kw, sh, sw), rtol=tol)
+    dx_serial = np.full_like(dx, np.nan)
+    kernels.maxpool_backward_serial(dout, argmax, dx_serial)
+    np.testing.assert_array_equal(dx_serial, dx)
 
     kernels.avgpool_forward(x, kh, kw, sh, sw, out)
     np.testing.assert_allclose(out, naive_pool(x, kh, kw, sh, sw, np.mean), rtol=tol)
