@@ -196,7 +196,7 @@ class Conv2D(Layer):
         n, c, h, w = x.shape
         wp = w + pl + pr
         xp = self._work("xp", (c, n, h + pt + pb + kernels.spare_rows(wp), wp))
-        kernels.pad_cnhw(x, pt, pl, xp)
+        kernels.pick("pad_cnhw", x.size >= kernels.PARALLEL_MIN_VALUES)(x, pt, pl, xp)
         macs = y.size * c * 9  # the same count for the forward, dW and dx products
         self._parallel = macs >= self.parallel_min_macs
         kernels.pick("conv3x3", self._parallel)(xp, self.params["W"], self.params["b"], y)
@@ -209,7 +209,8 @@ class Conv2D(Layer):
         (pt, pb), (pl, pr) = self.pads
         xp = self._scratch["xp"]
         dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
-        kernels.pad_cnhw(dy, 0, 0, dy_grid)
+        pad = kernels.pick("pad_cnhw", dy.size >= kernels.PARALLEL_MIN_VALUES)
+        pad(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
         kernels.pick("conv3x3_weight_grad", self._parallel)(xp, dy_grid, partial)
@@ -218,7 +219,7 @@ class Conv2D(Layer):
             return
         wp = ow + 4 - pl - pr
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
-        kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
+        pad(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         kernels.pick("conv3x3", self._parallel)(dyp, w_flipped,
                                                 np.zeros(self.in_channels, self.dtype), dx)

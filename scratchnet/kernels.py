@@ -57,7 +57,8 @@ def _allow_512_bit_vectors() -> None:
 _allow_512_bit_vectors()
 
 
-#: Memory-bound kernels (pooling, batch norm) run in parallel from this many input values on.
+#: Memory-bound kernels (padding, pooling, batch norm) run in parallel from this many input
+#: values on.
 PARALLEL_MIN_VALUES = 1 << 18
 
 
@@ -269,19 +270,32 @@ def spare_rows(wp: int) -> int:
 
 
 @njit(cache=True)
-def pad_cnhw(x, pt, pl, xp):
-    """Copy ``x`` (N, C, H, W) into ``xp`` (C, N, H + pt + pb, W + pl + pr) at row ``pt``,
-    column ``pl``, and set everything around it (the zero padding) to 0::
+def pad_cnhw_plane(x, pt, pl, xp, nc):
+    """Copy plane ``nc = n*C + c`` of ``x`` (N, C, H, W) into ``xp`` (C, N, Hp, Wp) at row
+    ``pt``, column ``pl``, and set everything around it (the zero padding) to 0::
 
         xp[c, n, pt + h, pl + w] = x[n, c, h, w]
     """
-    n_, c_, h_, w_ = x.shape
-    for nc in range(n_ * c_):
-        n, c = nc // c_, nc % c_
-        xp[c, n] = 0.0
-        for h in range(h_):
-            for w in range(w_):
-                xp[c, n, pt + h, pl + w] = x[n, c, h, w]
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    n, c = nc // c_, nc % c_
+    xp[c, n] = 0.0
+    for h in range(h_):
+        for w in range(w_):
+            xp[c, n, pt + h, pl + w] = x[n, c, h, w]
+
+
+@njit(cache=True, parallel=True)
+def pad_cnhw(x, pt, pl, xp):
+    """:func:`pad_cnhw_plane` for every plane, in parallel."""
+    for nc in prange(x.shape[0] * x.shape[1]):
+        pad_cnhw_plane(x, pt, pl, xp, nc)
+
+
+@njit(cache=True)
+def pad_cnhw_serial(x, pt, pl, xp):
+    """:func:`pad_cnhw` on the calling thread."""
+    for nc in range(x.shape[0] * x.shape[1]):
+        pad_cnhw_plane(x, pt, pl, xp, nc)
 
 
 @njit(cache=True)
