@@ -18,7 +18,9 @@ Conventions for every kernel:
   same element: ``name_task`` (or ``_plane``, ``_channel``) does one task, ``name`` runs all
   tasks with ``prange``, ``name_serial`` runs them one after the other. Starting a parallel
   loop costs ~35 us, more than a second thread saves on small inputs (batch-1 inference), so
-  the layers pick the serial twin below a size (:func:`pick`).
+  the layers pick the serial twin below a size (:func:`pick`). The twins are two tiny
+  functions, not one compiled twice, because Numba's disk cache does not tell a parallel
+  compilation from a serial one of the same function.
 
 ``cache=True`` stores the compiled code on disk, so only the very first import pays for
 compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
