@@ -196,10 +196,13 @@ class Conv2D(Layer):
         n, c, h, w = x.shape
         wp = w + pl + pr
         xp = self._work("xp", (c, n, h + pt + pb + kernels.spare_rows(wp), wp))
-        kernels.pick("pad_cnhw", x.size >= kernels.PARALLEL_MIN_VALUES)(x, pt, pl, xp)
-        macs = y.size * c * 9  # the same count for the forward, dW and dx products
-        self._parallel = macs >= self.parallel_min_macs
-        kernels.pick("conv3x3", self._parallel)(xp, self.params["W"], self.params["b"], y)
+        kernels.pick("pad_cnhw", x.size)(x, pt, pl, xp)
+        conv = kernels.pick("conv3x3", self._macs(y.size), self.parallel_min_macs)
+        conv(xp, self.params["W"], self.params["b"], y)
+
+    def _macs(self, output_size: int) -> int:
+        """Multiply-adds of the forward product; the dW and dx products have as many."""
+        return output_size * self.in_channels * 9
 
     def _backward_direct(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
@@ -209,11 +212,12 @@ class Conv2D(Layer):
         (pt, pb), (pl, pr) = self.pads
         xp = self._scratch["xp"]
         dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
-        pad = kernels.pick("pad_cnhw", dy.size >= kernels.PARALLEL_MIN_VALUES)
+        pad = kernels.pick("pad_cnhw", dy.size)
         pad(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
-        kernels.pick("conv3x3_weight_grad", self._parallel)(xp, dy_grid, partial)
+        macs = self._macs(dy.size)
+        kernels.pick("conv3x3_weight_grad", macs, self.parallel_min_macs)(xp, dy_grid, partial)
         partial.sum(axis=0, out=self.grads["W"])
         if dx is None:
             return
@@ -221,5 +225,5 @@ class Conv2D(Layer):
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
         pad(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        kernels.pick("conv3x3", self._parallel)(dyp, w_flipped,
-                                                np.zeros(self.in_channels, self.dtype), dx)
+        conv = kernels.pick("conv3x3", macs, self.parallel_min_macs)
+        conv(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)

@@ -64,9 +64,12 @@ _allow_512_bit_vectors()
 PARALLEL_MIN_VALUES = 1 << 18
 
 
-def pick(name: str, parallel: bool):
-    """The kernel ``name`` (parallel) or its twin ``name_serial`` (the same tasks, one thread)."""
-    return globals()[name if parallel else f"{name}_serial"]
+def pick(name: str, work: int, min_work: int | None = None):
+    """The kernel ``name`` (parallel) when ``work`` (values, or multiply-adds) reaches
+    ``min_work`` (default :data:`PARALLEL_MIN_VALUES`), else its twin ``name_serial`` (the same
+    tasks, one thread)."""
+    min_work = PARALLEL_MIN_VALUES if min_work is None else min_work
+    return globals()[name if work >= min_work else f"{name}_serial"]
 
 
 @njit(cache=True)

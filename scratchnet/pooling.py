@@ -73,14 +73,13 @@ class MaxPool2D(_Pool2D):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x, y = self._prepare(x)
         self._argmax = np.empty(y.shape, dtype=np.int64)
-        self._parallel = x.size >= kernels.PARALLEL_MIN_VALUES
-        kernels.pick("maxpool_forward", self._parallel)(x, *self.kernel_size, *self.stride, y,
+        kernels.pick("maxpool_forward", x.size)(x, *self.kernel_size, *self.stride, y,
                                                         self._argmax)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dx = np.empty(self._x_shape, dtype=self._dtype)
-        kernels.pick("maxpool_backward", self._parallel)(
+        kernels.pick("maxpool_backward", dx.size)(
             np.ascontiguousarray(dout, dtype=self._dtype), self._argmax, dx)
         return dx
 
