@@ -21,6 +21,7 @@ in max pooling), where the function is not differentiable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -64,7 +65,9 @@ def check_layer(layer: Layer, x: np.ndarray, *, training: bool = False, seed: in
     analytic = {"x": layer.backward(g), **{k: v.copy() for k, v in layer.grads.items()}}
 
     def loss(_: np.ndarray) -> float:
-        return float(np.sum(layer.forward(x, training) * g))
+        # Summed exactly (math.fsum): with a rounded sum, its rounding error (~1e-16 times the
+        # sum of |terms|) divided by 2h would swamp the tolerance on layers with many outputs.
+        return math.fsum((layer.forward(x, training) * g).ravel().tolist())
 
     errors = {}
     for name, array in arrays.items():
