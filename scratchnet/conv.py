@@ -196,7 +196,7 @@ class Conv2D(Layer):
         n, c, h, w = x.shape
         wp = w + pl + pr
         xp = self._work("xp", (c, n, h + pt + pb + kernels.spare_rows(wp), wp))
-        kernels.pick("pad_cnhw", x.size)(x, pt, pl, xp)
+        kernels.pad_cnhw(x, pt, pl, xp)
         conv = kernels.pick("conv3x3", self._macs(y.size), self.parallel_min_macs)
         conv(xp, self.params["W"], self.params["b"], y)
 
@@ -212,8 +212,7 @@ class Conv2D(Layer):
         (pt, pb), (pl, pr) = self.pads
         xp = self._scratch["xp"]
         dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
-        pad = kernels.pick("pad_cnhw", dy.size)
-        pad(dy, 0, 0, dy_grid)
+        kernels.pad_cnhw(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
         macs = self._macs(dy.size)
@@ -223,7 +222,7 @@ class Conv2D(Layer):
             return
         wp = ow + 4 - pl - pr
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
-        pad(dy, 2 - pt, 2 - pl, dyp)
+        kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         conv = kernels.pick("conv3x3", macs, self.parallel_min_macs)
         conv(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)

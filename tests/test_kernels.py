@@ -134,9 +134,6 @@ def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
     kernels.pad_cnhw(x, pt, pl, xp)
     np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (pt, pb + spare), (pl, pr))
                                              ).transpose(1, 0, 2, 3))
-    xp_serial = np.full_like(xp, np.nan)
-    kernels.pad_cnhw_serial(x, pt, pl, xp_serial)
-    np.testing.assert_array_equal(xp_serial, xp)
     if min(h + pt + pb, wp) < 3:
         return
     weights = rng.standard_normal((f, c, 3, 3)).astype(dtype)
