@@ -189,6 +189,24 @@ def test_pooling_kernels_match_naive_loops(case, dtype, seed):
                                rtol=tol, atol=tol)
 
 
+@settings(max_examples=20, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), dtype=dtypes,
+       seed=st.integers(0, 2**16))
+def test_relu_kernels_match_the_definition(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::5] = 0.0  # the kink: gradient 0, like PyTorch
+    x.reshape(-1)[1::7] = np.nan  # a NaN goes through, it is not hidden as 0
+    dout = rng.standard_normal(shape).astype(dtype)
+    for forward, backward in [(kernels.relu_forward, kernels.relu_backward),
+                              (kernels.relu_forward_serial, kernels.relu_backward_serial)]:
+        y, dx = np.full_like(x, -1.0), np.full_like(x, -1.0)
+        forward(x, y)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))  # (NaN where x is NaN)
+        backward(y, dout, dx)
+        np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+
+
 def test_kernels_compile_once_per_dtype_not_per_shape():
     rng = np.random.default_rng(0)
     for shape in [(1, 1, 4, 4), (2, 3, 6, 5), (3, 2, 9, 7)]:
