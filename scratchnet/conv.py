@@ -161,9 +161,7 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        n, f = dout.shape[:2]
         dy = np.ascontiguousarray(dout, dtype=self.dtype)
-        self.grads["b"][...] = dy.reshape(n, f, -1).sum(axis=2).sum(axis=0)
         dx = np.empty(self._x_shape, dtype=self.dtype) if self.needs_input_grad else None
         (self._backward_direct if self._direct else self._backward_im2col)(dy, dx)
         return dx
@@ -183,6 +181,7 @@ class Conv2D(Layer):
         w, cols = self.params["W"], self._scratch["cols"]
         d = dy.reshape(n, f, oh * ow)
         x_col = cols.reshape(n, -1, oh * ow)  # (N, K, P)
+        self.grads["b"][...] = d.sum(axis=2).sum(axis=0)
         self.grads["W"][...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
         if dx is None:
             return
@@ -205,24 +204,31 @@ class Conv2D(Layer):
         return output_size * self.in_channels * 9
 
     def _backward_direct(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
-        # dW correlates the padded input with dy (laid out on the same padded grid); dx is a
-        # 3x3 convolution of dy padded by 2 - pad, with the filters flipped (i, j -> 2-i, 2-j)
-        # and input/output channels swapped.
+        # dx is a 3x3 convolution of dy padded by 2 - pad, with the filters flipped (i, j ->
+        # 2-i, 2-j) and input/output channels swapped. dW correlates the padded input with dy
+        # laid out on the input's grid; with "same" padding (one on every side), the padded
+        # dy of dx is on that grid already, one row and one column in.
         n, f, oh, ow = dy.shape
         (pt, pb), (pl, pr) = self.pads
         xp = self._scratch["xp"]
-        dy_grid = self._work("dy_grid", (f, *xp.shape[1:]))
-        kernels.pad_cnhw(dy, 0, 0, dy_grid)
-        blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
-        partial = self._work("dw_partial", (blocks, *self.grads["W"].shape))
-        macs = self._macs(dy.size)
-        kernels.pick("conv3x3_weight_grad", macs, self.parallel_min_macs)(xp, dy_grid, partial)
-        partial.sum(axis=0, out=self.grads["W"])
-        if dx is None:
-            return
         wp = ow + 4 - pl - pr
         dyp = self._work("dyp", (f, n, oh + 4 - pt - pb + kernels.spare_rows(wp), wp))
         kernels.pad_cnhw(dy, 2 - pt, 2 - pl, dyp)
+        dy_grid, shift = dyp, (2 - pt) * wp + 2 - pl
+        if dyp.shape[2:] != xp.shape[2:]:
+            dy_grid, shift = self._work("dy_grid", (f, *xp.shape[1:])), 0
+            kernels.pad_cnhw(dy, 0, 0, dy_grid)
+        blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
+        blocks = kernels.round_to_threads(blocks)
+        partial_w = self._work("dw_partial", (blocks, *self.grads["W"].shape))
+        partial_b = self._work("db_partial", (blocks, f))
+        macs = self._macs(dy.size)
+        kernels.pick("conv3x3_weight_grad", macs, self.parallel_min_macs)(
+            xp, dy_grid, shift, partial_w, partial_b)
+        partial_w.sum(axis=0, out=self.grads["W"])
+        partial_b.sum(axis=0, out=self.grads["b"])
+        if dx is None:
+            return
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         conv = kernels.pick("conv3x3", macs, self.parallel_min_macs)
         conv(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)

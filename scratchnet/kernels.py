@@ -72,6 +72,13 @@ def pick(name: str, work: int, min_work: int | None = None):
     return globals()[name if work >= min_work else f"{name}_serial"]
 
 
+def round_to_threads(tasks: int) -> int:
+    """``tasks`` rounded up to a multiple of the threads of a parallel loop, which each take
+    an equal share: 9 tasks on 2 threads keep one thread idle for the last one."""
+    threads = numba.get_num_threads()
+    return -(-tasks // threads) * threads
+
+
 @njit(cache=True)
 def im2col(x, sh, sw, ph, pw, cols):
     """Unfold every convolution window of ``x`` into a column.
@@ -391,20 +398,23 @@ def conv3x3_serial(xp, w, b, y):
 
 
 @njit(cache=True, fastmath=True)
-def conv3x3_weight_grad_task(xp, dy_grid, partial, task):
-    """Block ``task`` of :func:`conv3x3_weight_grad`: ``partial[task]`` (F, C, 3, 3), summed
-    over the block's positions q, for every (f, c), two output channels f, g = f + 1 at once."""
+def conv3x3_weight_grad_task(xp, dy_grid, shift, partial_w, partial_b, task):
+    """Block ``task`` of :func:`conv3x3_weight_grad`: ``partial_w[task]`` (F, C, 3, 3) and
+    ``partial_b[task]`` (F,), summed over the block's positions q; the weights for every
+    (f, c), two output channels f, g = f + 1 at once."""
     c_, n_, hp, wp = xp.shape
-    f_, blocks = dy_grid.shape[0], partial.shape[0]
+    f_, blocks = dy_grid.shape[0], partial_w.shape[0]
     length = n_ * hp * wp - 2 * wp - 2  # past the last output pixel, dy is 0 anyway
     block = -(-length // blocks // STEP) * STEP  # whole vectors (only the last block is not)
     q0, q1 = task * block, min((task + 1) * block, length)
     flat = xp.reshape(c_, n_ * hp * wp)
     dflat = dy_grid.reshape(f_, n_ * hp * wp)
     zero = xp.dtype.type(0)
+    for f in range(f_):
+        partial_b[task, f] = dflat[f, shift + q0:shift + q1].sum()
     for f in range(0, f_, 2):
         g = min(f + 1, f_ - 1)
-        df, dg = dflat[f, q0:q1], dflat[g, q0:q1]
+        df, dg = dflat[f, shift + q0:shift + q1], dflat[g, shift + q0:shift + q1]
         for c in range(c_):
             x = flat[c, q0:]
             x00, x01, x02 = x[0:], x[1:], x[2:]
@@ -416,34 +426,37 @@ def conv3x3_weight_grad_task(xp, dy_grid, partial, task):
                 sum_f = add_scaled9(sum_f, df[q], t)
                 sum_g = add_scaled9(sum_g, dg[q], t)
             for k in range(9):
-                partial[task, f, c, k // 3, k % 3] = sum_f[k]
-                partial[task, g, c, k // 3, k % 3] = sum_g[k]
+                partial_w[task, f, c, k // 3, k % 3] = sum_f[k]
+                partial_w[task, g, c, k // 3, k % 3] = sum_g[k]
 
 
 @njit(cache=True, parallel=True)
-def conv3x3_weight_grad(xp, dy_grid, partial):
-    """Gradient of :func:`conv3x3` with respect to the weights, in ``B`` partial sums.
+def conv3x3_weight_grad(xp, dy_grid, shift, partial_w, partial_b):
+    """Gradients of :func:`conv3x3` with respect to the weights and bias, in ``B`` partial sums.
 
-    ``xp`` (C, N, Hp, Wp) as for :func:`conv3x3` and ``dy_grid`` (F, N, Hp, Wp), which holds
-    dy (N, F, OH, OW) in the top-left corner of each plane and zeros elsewhere -> ``partial``
-    (B, F, C, 3, 3) whose sum over the first axis is the gradient::
+    ``xp`` (C, N, Hp, Wp) as for :func:`conv3x3`; ``dy_grid`` (F, N, Hp, Wp) holds dy
+    (N, F, OH, OW) on the same grid, ``shift`` flat positions on (e.g. one row and one column
+    in), and zeros elsewhere -> ``partial_w`` (B, F, C, 3, 3) and ``partial_b`` (B, F), whose
+    sums over the first axis are the gradients::
 
         dw[f, c, i, j] = sum over n, oh, ow of dy[n, f, oh, ow] * xp[c, n, oh+i, ow+j]
+        db[f]          = sum over n, oh, ow of dy[n, f, oh, ow]
 
     The N planes of a channel are consecutive, so pixel (n, oh, ow) is at the flat position
-    q = (n*Hp + oh)*Wp + ow of both arrays, and each weight is a dot product over all q. The
-    q are cut into B blocks (:func:`conv3x3_weight_grad_task`, run in parallel) small enough to
-    stay in the core's cache while every (f, c) pair is summed over them.
+    q = (n*Hp + oh)*Wp + ow of ``xp`` and ``q + shift`` of ``dy_grid``, and each weight is a dot
+    product over all q. The q are cut into B blocks (:func:`conv3x3_weight_grad_task`, run in
+    parallel) small enough to stay in the core's cache while every (f, c) pair is summed over
+    them.
     """
-    for task in prange(partial.shape[0]):
-        conv3x3_weight_grad_task(xp, dy_grid, partial, task)
+    for task in prange(partial_w.shape[0]):
+        conv3x3_weight_grad_task(xp, dy_grid, shift, partial_w, partial_b, task)
 
 
 @njit(cache=True)
-def conv3x3_weight_grad_serial(xp, dy_grid, partial):
+def conv3x3_weight_grad_serial(xp, dy_grid, shift, partial_w, partial_b):
     """:func:`conv3x3_weight_grad` on the calling thread (see :func:`conv3x3_serial`)."""
-    for task in range(partial.shape[0]):
-        conv3x3_weight_grad_task(xp, dy_grid, partial, task)
+    for task in range(partial_w.shape[0]):
+        conv3x3_weight_grad_task(xp, dy_grid, shift, partial_w, partial_b, task)
 
 
 # ---- ReLU: element-wise over flat views of contiguous arrays ----------------------------------

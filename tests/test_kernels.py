@@ -147,14 +147,19 @@ def test_direct_3x3_kernels_match_naive_loops(n, c, f, h, w, pads, dtype, seed):
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
     np.testing.assert_allclose(y, naive_conv(x_padded, weights, bias), **tol)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dy_grid = np.pad(dy, ((0, 0), (0, 0), (0, 2 + spare), (0, 2))).transpose(1, 0, 2, 3).copy()
-    partial = np.full((3, *weights.shape), np.nan, dtype=dtype)  # 3 blocks of positions
-    kernels.conv3x3_weight_grad(xp, dy_grid, partial)
-    partial_serial = np.full(partial.shape, np.nan, dtype=dtype)
-    kernels.conv3x3_weight_grad_serial(xp, dy_grid, partial_serial)
-    np.testing.assert_array_equal(partial_serial, partial)
-    dw = partial.sum(axis=0)
-    np.testing.assert_allclose(dw, naive_conv_weight_grad(x_padded, dy, 3, 3), **tol)
+    r = int(rng.integers(0, 2))  # dy on xp's grid, r rows and r columns in
+    dy_grid = np.pad(dy, ((0, 0), (0, 0), (r, 2 - r + spare), (r, 2 - r)))
+    dy_grid = dy_grid.transpose(1, 0, 2, 3).copy()
+    partial_w = np.full((3, *weights.shape), np.nan, dtype=dtype)  # 3 blocks of positions
+    partial_b = np.full((3, f), np.nan, dtype=dtype)
+    kernels.conv3x3_weight_grad(xp, dy_grid, r * wp + r, partial_w, partial_b)
+    serial_w, serial_b = np.full_like(partial_w, np.nan), np.full_like(partial_b, np.nan)
+    kernels.conv3x3_weight_grad_serial(xp, dy_grid, r * wp + r, serial_w, serial_b)
+    np.testing.assert_array_equal(serial_w, partial_w)
+    np.testing.assert_array_equal(serial_b, partial_b)
+    np.testing.assert_allclose(partial_w.sum(axis=0), naive_conv_weight_grad(x_padded, dy, 3, 3),
+                               **tol)
+    np.testing.assert_allclose(partial_b.sum(axis=0), dy.sum(axis=(0, 2, 3)), **tol)
 
 
 @settings(max_examples=40, deadline=None)
