@@ -607,15 +607,20 @@ def batchnorm_backward_serial(x, mean, inv_std, gamma, dout, training, dx, dgamm
 # ---- optimizer -------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_update(w, g, m, v, beta1, beta2, step_size, v_correction, eps):
     """One Adam step on flat arrays, in place (the bias corrections are folded into
     ``step_size = lr / (1 - beta1^t)`` and ``v_correction = 1 / sqrt(1 - beta2^t)``)::
 
         m = beta1 * m + (1 - beta1) * g         v = beta2 * v + (1 - beta2) * g^2
         w = w - step_size * m / (sqrt(v) * v_correction + eps)
+
+    ``error_model="numpy"``: with Python's (the default) every division checks for zero and
+    raises, which keeps the loop from being vectorised (6x slower). ``one`` has the arrays'
+    dtype: a plain ``1 - beta1`` would be computed in float64.
     """
+    one = w.dtype.type(1)
     for i in range(w.shape[0]):
-        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+        m[i] = beta1 * m[i] + (one - beta1) * g[i]
+        v[i] = beta2 * v[i] + (one - beta2) * g[i] * g[i]
         w[i] -= step_size * m[i] / (np.sqrt(v[i]) * v_correction + eps)
