@@ -175,6 +175,29 @@ def maxpool_forward_serial(x, kh, kw, sh, sw, out, argmax):
 
 
 @njit(cache=True)
+def maxpool2x2_forward(x, out, argmax):
+    """:func:`maxpool_forward` for the common 2x2 window with stride 2, written out: the four
+    values of a window are read from two rows at once (3-4x faster than the general kernel's
+    loops over the window). Memory-bound, so one thread: two were no faster."""
+    w_ = x.shape[3]
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for oh in range(out.shape[2]):
+                top, bottom = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
+                for ow in range(out.shape[3]):
+                    j, k = 2 * ow, 2 * oh * w_ + 2 * ow  # k: flat index of the top-left value
+                    best, where = top[j], k
+                    where = k + 1 if top[j + 1] > best else where
+                    best = top[j + 1] if top[j + 1] > best else best
+                    where = k + w_ if bottom[j] > best else where
+                    best = bottom[j] if bottom[j] > best else best
+                    where = k + w_ + 1 if bottom[j + 1] > best else where
+                    best = bottom[j + 1] if bottom[j + 1] > best else best
+                    out[n, c, oh, ow] = best
+                    argmax[n, c, oh, ow] = where
+
+
+@njit(cache=True)
 def maxpool_backward_plane(dout, argmax, dx, nc):
     """Route each output gradient of plane ``nc`` to the input pixel that won the max.
 

@@ -194,6 +194,20 @@ def test_pooling_kernels_match_naive_loops(case, dtype, seed):
                                rtol=tol, atol=tol)
 
 
+@settings(max_examples=30, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(2, 9),
+                       st.integers(2, 9)), dtype=dtypes, seed=st.integers(0, 2**16))
+def test_maxpool2x2_matches_the_general_kernel(shape, dtype, seed):
+    x = np.random.default_rng(seed).integers(0, 3, shape).astype(dtype)  # many ties
+    out_shape = (*shape[:2], shape[2] // 2, shape[3] // 2)
+    out, argmax = np.full(out_shape, np.nan, dtype=dtype), np.empty(out_shape, dtype=np.int64)
+    kernels.maxpool_forward_serial(x, 2, 2, 2, 2, out, argmax)
+    out_2x2, argmax_2x2 = np.full_like(out, np.nan), np.empty_like(argmax)
+    kernels.maxpool2x2_forward(x, out_2x2, argmax_2x2)
+    np.testing.assert_array_equal(out_2x2, out)
+    np.testing.assert_array_equal(argmax_2x2, argmax)  # the first maximum on ties
+
+
 @settings(max_examples=20, deadline=None)
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), dtype=dtypes,
        seed=st.integers(0, 2**16))
