@@ -80,9 +80,12 @@ class Conv2D(Layer):
     ``backward`` overwrites ``grads["W"]`` and ``grads["b"]``.
     """
 
-    #: Direct kernels run on the calling thread below this many multiply-adds (N*F*C*9*OH*OW):
-    #: waking the other threads costs ~35 us, more than they save (batch-1 inference).
-    parallel_min_macs = 3_000_000
+    #: Direct kernels run on the calling thread below this many multiply-adds (N*F*C*9*OH*OW).
+    #: Measured on 2 cores, whole training steps of LivenessNet: at batch 8 (up to 19M per
+    #: layer) one thread was 1.3x faster than two (waking a thread costs ~35 us, and the
+    #: other core must first fetch the data into its own cache); at batch 32 (38-75M) the two
+    #: were even, from batch 64 on two threads won.
+    parallel_min_macs = 40_000_000
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair | str = 0, *, dtype: Any = np.float32,

@@ -13,14 +13,15 @@ Conventions for every kernel:
   it completely (so buffers can be reused between steps);
 * ``sh, sw`` are the strides, ``ph, pw`` the zero padding added above and left of the input
   (padding below/right is implied by the output size), ``kh, kw`` the window size;
-* a kernel that runs in parallel splits its work into tasks that each write their own part
-  of the output (a plane, a channel, a group of filters), so no two threads ever write the
-  same element: ``name_task`` (or ``_plane``, ``_channel``) does one task, ``name`` runs all
-  tasks with ``prange``, ``name_serial`` runs them one after the other. Starting a parallel
-  loop costs ~35 us, more than a second thread saves on small inputs (batch-1 inference), so
-  the layers pick the serial twin below a size (:func:`pick`). The twins are two tiny
-  functions, not one compiled twice, because Numba's disk cache does not tell a parallel
-  compilation from a serial one of the same function.
+* only the convolution kernels run on several threads (``prange``). They split their work
+  into tasks that each write their own part of the output (a group of filters of one sample,
+  a block of positions), so no two threads ever write the same element: ``name_task`` does
+  one task, ``name`` runs all tasks in parallel, ``name_serial`` one after the other (the
+  twins are two tiny functions, not one compiled twice, because Numba's disk cache does not
+  tell a parallel compilation from a serial one). The other kernels (padding, pooling, ReLU,
+  batch norm, Adam) move data more than they compute and run on the calling thread: on the
+  2-core machines measured, splitting them over two threads made training steps slower, not
+  faster (handing half of the data to the other core's cache costs more than the work).
 
 ``cache=True`` stores the compiled code on disk, so only the very first import pays for
 compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
@@ -29,6 +30,7 @@ compilation. Each kernel is compiled once per dtype (float32, float64), never pe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import llvmlite.binding
 import numba
@@ -59,16 +61,9 @@ def _allow_512_bit_vectors() -> None:
 _allow_512_bit_vectors()
 
 
-#: Memory-bound kernels (pooling, batch norm) run in parallel from this many input
-#: values on.
-PARALLEL_MIN_VALUES = 1 << 18
-
-
-def pick(name: str, work: int, min_work: int | None = None):
-    """The kernel ``name`` (parallel) when ``work`` (values, or multiply-adds) reaches
-    ``min_work`` (default :data:`PARALLEL_MIN_VALUES`), else its twin ``name_serial`` (the same
-    tasks, one thread)."""
-    min_work = PARALLEL_MIN_VALUES if min_work is None else min_work
+def pick(name: str, work: int, min_work: int) -> Callable[..., None]:
+    """The kernel ``name`` (parallel) when ``work`` (e.g. multiply-adds) reaches ``min_work``,
+    else its twin ``name_serial`` (the same tasks, one thread)."""
     return globals()[name if work >= min_work else f"{name}_serial"]
 
 
@@ -160,16 +155,9 @@ def maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc):
             argmax[n, c, oh, ow] = where
 
 
-@njit(cache=True, parallel=True)
-def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
-    """:func:`maxpool_forward_plane` for every plane, in parallel."""
-    for nc in prange(x.shape[0] * x.shape[1]):
-        maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc)
-
-
 @njit(cache=True)
-def maxpool_forward_serial(x, kh, kw, sh, sw, out, argmax):
-    """:func:`maxpool_forward` on the calling thread."""
+def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
+    """:func:`maxpool_forward_plane` for every plane."""
     for nc in range(x.shape[0] * x.shape[1]):
         maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc)
 
@@ -178,7 +166,7 @@ def maxpool_forward_serial(x, kh, kw, sh, sw, out, argmax):
 def maxpool2x2_forward(x, out, argmax):
     """:func:`maxpool_forward` for the common 2x2 window with stride 2, written out: the four
     values of a window are read from two rows at once (3-4x faster than the general kernel's
-    loops over the window). Memory-bound, so one thread: two were no faster."""
+    loops over the window)."""
     w_ = x.shape[3]
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
@@ -217,16 +205,9 @@ def maxpool_backward_plane(dout, argmax, dx, nc):
             dx[n, c, k // w_, k % w_] += dout[n, c, oh, ow]
 
 
-@njit(cache=True, parallel=True)
-def maxpool_backward(dout, argmax, dx):
-    """:func:`maxpool_backward_plane` for every plane, in parallel."""
-    for nc in prange(dx.shape[0] * dx.shape[1]):
-        maxpool_backward_plane(dout, argmax, dx, nc)
-
-
 @njit(cache=True)
-def maxpool_backward_serial(dout, argmax, dx):
-    """:func:`maxpool_backward` on the calling thread."""
+def maxpool_backward(dout, argmax, dx):
+    """:func:`maxpool_backward_plane` for every plane."""
     for nc in range(dx.shape[0] * dx.shape[1]):
         maxpool_backward_plane(dout, argmax, dx, nc)
 
@@ -330,9 +311,6 @@ def pad_cnhw(x, pt, pl, xp):
     everything around it (the zero padding) to 0::
 
         xp[c, n, pt + h, pl + w] = x[n, c, h, w]
-
-    A copy is limited by memory, not arithmetic: on one thread it ran faster than split over
-    two (0.23 vs 0.28 ms for a 2 MB input), so it has no parallel twin.
     """
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
@@ -406,16 +384,18 @@ def conv3x3(xp, w, b, y):
 
         y[n, f, oh, ow] = b[f] + sum over c, i<3, j<3 of w[f, c, i, j] * xp[c, n, oh+i, ow+j]
 
-    N * ceil(F / 8) tasks (:func:`conv3x3_task`), run in parallel.
+    N * ceil(F / 8) tasks (:func:`conv3x3_task`), run in parallel. (``prange`` counts with
+    unsigned integers; mixed with the task's signed ones, they made its index arithmetic
+    1.5x slower, hence the ``int64``.)
     """
     for task in prange(y.shape[0] * ((y.shape[1] + 7) // 8)):
-        conv3x3_task(xp, w, b, y, task)
+        conv3x3_task(xp, w, b, y, np.int64(task))
 
 
 @njit(cache=True)
 def conv3x3_serial(xp, w, b, y):
     """:func:`conv3x3` on the calling thread, for inputs too small to pay for waking the
-    other threads (~35 us per parallel loop)."""
+    other threads (see ``Conv2D.parallel_min_macs``)."""
     for task in range(y.shape[0] * ((y.shape[1] + 7) // 8)):
         conv3x3_task(xp, w, b, y, task)
 
@@ -471,8 +451,8 @@ def conv3x3_weight_grad(xp, dy_grid, shift, partial_w, partial_b):
     parallel) small enough to stay in the core's cache while every (f, c) pair is summed over
     them.
     """
-    for task in prange(partial_w.shape[0]):
-        conv3x3_weight_grad_task(xp, dy_grid, shift, partial_w, partial_b, task)
+    for task in prange(partial_w.shape[0]):  # (int64: see conv3x3)
+        conv3x3_weight_grad_task(xp, dy_grid, shift, partial_w, partial_b, np.int64(task))
 
 
 @njit(cache=True)
@@ -487,33 +467,17 @@ def conv3x3_weight_grad_serial(xp, dy_grid, shift, partial_w, partial_b):
 # new arrays; one compiled loop each way is 2-3x faster on LivenessNet's feature maps.
 
 
-@njit(cache=True, parallel=True)
-def relu_forward(x, y):
-    """``y = max(x, 0)`` element-wise (a NaN stays NaN), in parallel."""
-    xf, yf = x.reshape(-1), y.reshape(-1)
-    for i in prange(xf.size):
-        yf[i] = max(xf[i], 0.0)
-
-
 @njit(cache=True)
-def relu_forward_serial(x, y):
-    """:func:`relu_forward` on the calling thread."""
+def relu_forward(x, y):
+    """``y = max(x, 0)`` element-wise (a NaN stays NaN)."""
     xf, yf = x.reshape(-1), y.reshape(-1)
     for i in range(xf.size):
         yf[i] = max(xf[i], 0.0)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def relu_backward(y, dout, dx):
     """ReLU's ``dx = dout * [y > 0]`` from its output ``y`` (``y > 0`` iff ``x > 0``)."""
-    yf, df, dxf = y.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-    for i in prange(yf.size):
-        dxf[i] = df[i] if yf[i] > 0 else 0.0
-
-
-@njit(cache=True)
-def relu_backward_serial(y, dout, dx):
-    """:func:`relu_backward` on the calling thread."""
     yf, df, dxf = y.reshape(-1), dout.reshape(-1), dx.reshape(-1)
     for i in range(yf.size):
         dxf[i] = df[i] if yf[i] > 0 else 0.0
@@ -522,7 +486,7 @@ def relu_backward_serial(y, dout, dx):
 # ---- batch normalisation: per-channel loops over a (N, C, L) view --------------------------------
 # BatchNorm2D sees (N, C, H, W) as (N, C, H*W) and BatchNorm1D sees (N, C) as (N, C, 1). NumPy
 # would reduce over axes (0, 2) with temporaries for x - mean, xhat, dout * xhat, ...; here each
-# channel is one thread's work and every statistic is a running sum.
+# channel is one pass and every statistic is a running sum.
 
 
 @njit(cache=True, fastmath=True)
@@ -547,16 +511,9 @@ def channel_mean_var_channel(x, mean, var, c):
     mean[c], var[c] = mu, ss / m
 
 
-@njit(cache=True, parallel=True)
-def channel_mean_var(x, mean, var):
-    """:func:`channel_mean_var_channel` for every channel, in parallel."""
-    for c in prange(x.shape[1]):
-        channel_mean_var_channel(x, mean, var, c)
-
-
 @njit(cache=True)
-def channel_mean_var_serial(x, mean, var):
-    """:func:`channel_mean_var` on the calling thread."""
+def channel_mean_var(x, mean, var):
+    """:func:`channel_mean_var_channel` for every channel."""
     for c in range(x.shape[1]):
         channel_mean_var_channel(x, mean, var, c)
 
@@ -573,16 +530,9 @@ def batchnorm_forward_channel(x, mean, inv_std, gamma, beta, y, c):
             y[n, c, k] = (x[n, c, k] - mu) * scale + shift
 
 
-@njit(cache=True, parallel=True)
-def batchnorm_forward(x, mean, inv_std, gamma, beta, y):
-    """:func:`batchnorm_forward_channel` for every channel, in parallel."""
-    for c in prange(x.shape[1]):
-        batchnorm_forward_channel(x, mean, inv_std, gamma, beta, y, c)
-
-
 @njit(cache=True)
-def batchnorm_forward_serial(x, mean, inv_std, gamma, beta, y):
-    """:func:`batchnorm_forward` on the calling thread."""
+def batchnorm_forward(x, mean, inv_std, gamma, beta, y):
+    """:func:`batchnorm_forward_channel` for every channel."""
     for c in range(x.shape[1]):
         batchnorm_forward_channel(x, mean, inv_std, gamma, beta, y, c)
 
@@ -613,16 +563,9 @@ def batchnorm_backward_channel(x, mean, inv_std, gamma, dout, training, dx, dgam
             dx[n, c, k] = scale * dout[n, c, k] - shift - slope * (x[n, c, k] - mu)
 
 
-@njit(cache=True, parallel=True)
-def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
-    """:func:`batchnorm_backward_channel` for every channel, in parallel."""
-    for c in prange(x.shape[1]):
-        batchnorm_backward_channel(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta, c)
-
-
 @njit(cache=True)
-def batchnorm_backward_serial(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
-    """:func:`batchnorm_backward` on the calling thread."""
+def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
+    """:func:`batchnorm_backward_channel` for every channel."""
     for c in range(x.shape[1]):
         batchnorm_backward_channel(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta, c)
 

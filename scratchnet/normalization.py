@@ -68,7 +68,7 @@ class _BatchNorm(Layer):
                 raise ValueError(f"{type(self).__name__}: training needs more than one value "
                                  f"per channel, got input shape {x.shape}")
             mu, var = np.empty(self.num_features), np.empty(self.num_features)
-            kernels.pick("channel_mean_var", x.size)(x3, mu, var)
+            kernels.channel_mean_var(x3, mu, var)
             rm, rv, mom = self.buffers["running_mean"], self.buffers["running_var"], self.momentum
             rm *= 1 - mom
             rm += mom * mu
@@ -80,14 +80,14 @@ class _BatchNorm(Layer):
         self._mu = mu.astype(x.dtype)
         self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
         y = np.empty_like(x3)
-        kernels.pick("batchnorm_forward", x.size)(x3, self._mu, self._inv_std,
-                                                    self.params["gamma"], self.params["beta"], y)
+        kernels.batchnorm_forward(x3, self._mu, self._inv_std, self.params["gamma"],
+                                  self.params["beta"], y)
         return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         d3 = np.ascontiguousarray(dout, dtype=self._x3.dtype).reshape(self._x3.shape)
         dx = np.empty_like(d3)
-        kernels.pick("batchnorm_backward", d3.size)(
+        kernels.batchnorm_backward(
             self._x3, self._mu, self._inv_std, self.params["gamma"], d3, self._training, dx,
             self.grads["gamma"], self.grads["beta"])
         return dx.reshape(dout.shape)

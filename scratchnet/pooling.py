@@ -76,13 +76,12 @@ class MaxPool2D(_Pool2D):
         if self.kernel_size == self.stride == (2, 2):
             kernels.maxpool2x2_forward(x, y, self._argmax)
         else:
-            kernels.pick("maxpool_forward", x.size)(x, *self.kernel_size, *self.stride, y,
-                                                    self._argmax)
+            kernels.maxpool_forward(x, *self.kernel_size, *self.stride, y, self._argmax)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dx = np.empty(self._x_shape, dtype=self._dtype)
-        kernels.pick("maxpool_backward", dx.size)(
+        kernels.maxpool_backward(
             np.ascontiguousarray(dout, dtype=self._dtype), self._argmax, dx)
         return dx
 

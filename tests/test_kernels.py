@@ -173,19 +173,12 @@ def test_pooling_kernels_match_naive_loops(case, dtype, seed):
     argmax = np.empty(out.shape, dtype=np.int64)
     kernels.maxpool_forward(x, kh, kw, sh, sw, out, argmax)
     np.testing.assert_array_equal(out, expected_max)
-    out_serial, argmax_serial = np.full_like(out, np.nan), np.empty_like(argmax)
-    kernels.maxpool_forward_serial(x, kh, kw, sh, sw, out_serial, argmax_serial)
-    np.testing.assert_array_equal(out_serial, out)
-    np.testing.assert_array_equal(argmax_serial, argmax)
 
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = np.full(shape, np.nan, dtype=dtype)
     kernels.maxpool_backward(dout, argmax, dx)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(dx, naive_maxpool_backward(x, dout, kh, kw, sh, sw), rtol=tol)
-    dx_serial = np.full_like(dx, np.nan)
-    kernels.maxpool_backward_serial(dout, argmax, dx_serial)
-    np.testing.assert_array_equal(dx_serial, dx)
 
     kernels.avgpool_forward(x, kh, kw, sh, sw, out)
     np.testing.assert_allclose(out, naive_pool(x, kh, kw, sh, sw, np.mean), rtol=tol)
@@ -201,7 +194,7 @@ def test_maxpool2x2_matches_the_general_kernel(shape, dtype, seed):
     x = np.random.default_rng(seed).integers(0, 3, shape).astype(dtype)  # many ties
     out_shape = (*shape[:2], shape[2] // 2, shape[3] // 2)
     out, argmax = np.full(out_shape, np.nan, dtype=dtype), np.empty(out_shape, dtype=np.int64)
-    kernels.maxpool_forward_serial(x, 2, 2, 2, 2, out, argmax)
+    kernels.maxpool_forward(x, 2, 2, 2, 2, out, argmax)
     out_2x2, argmax_2x2 = np.full_like(out, np.nan), np.empty_like(argmax)
     kernels.maxpool2x2_forward(x, out_2x2, argmax_2x2)
     np.testing.assert_array_equal(out_2x2, out)
@@ -217,13 +210,11 @@ def test_relu_kernels_match_the_definition(shape, dtype, seed):
     x.reshape(-1)[::5] = 0.0  # the kink: gradient 0, like PyTorch
     x.reshape(-1)[1::7] = np.nan  # a NaN goes through, it is not hidden as 0
     dout = rng.standard_normal(shape).astype(dtype)
-    for forward, backward in [(kernels.relu_forward, kernels.relu_backward),
-                              (kernels.relu_forward_serial, kernels.relu_backward_serial)]:
-        y, dx = np.full_like(x, -1.0), np.full_like(x, -1.0)
-        forward(x, y)
-        np.testing.assert_array_equal(y, np.maximum(x, 0))  # (NaN where x is NaN)
-        backward(y, dout, dx)
-        np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+    y, dx = np.full_like(x, -1.0), np.full_like(x, -1.0)
+    kernels.relu_forward(x, y)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))  # (NaN where x is NaN)
+    kernels.relu_backward(y, dout, dx)
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
 
 
 def test_kernels_compile_once_per_dtype_not_per_shape():

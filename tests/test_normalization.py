@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratchnet as sn
-from scratchnet import kernels
 from scratchnet.gradcheck import check_layer
 
 
@@ -92,19 +91,3 @@ def test_training_on_a_single_value_per_channel_is_an_error_but_eval_is_fine():
     with pytest.raises(ValueError, match="more than one value per channel"):
         bn.forward(np.ones((1, 3), np.float32), training=True)
     assert bn.forward(np.ones((1, 3), np.float32)).shape == (1, 3)
-
-
-@pytest.mark.parametrize("training", [True, False])
-def test_parallel_and_serial_kernels_give_identical_results(monkeypatch, training):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
-    g = rng.standard_normal(x.shape).astype(np.float32)
-    results = []
-    for threshold in (0, 10**9):  # every input parallel, then every input serial
-        monkeypatch.setattr(kernels, "PARALLEL_MIN_VALUES", threshold)
-        bn = sn.BatchNorm2D(3)
-        bn.buffers["running_var"][...] = 2.0
-        y = bn.forward(x, training)
-        results.append((y, bn.backward(g), bn.grads["gamma"].copy(), bn.buffers["running_mean"]))
-    for parallel, serial in zip(*results, strict=True):
-        np.testing.assert_array_equal(parallel, serial)
