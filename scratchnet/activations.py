@@ -45,7 +45,7 @@ class ReLU(Layer):
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = np.ascontiguousarray(dout, dtype=self._y.dtype)
+        dout = np.ascontiguousarray(dout)
         dx = np.empty_like(dout)
         kernels.relu_backward(self._y, dout, dx)
         return dx

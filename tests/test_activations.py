@@ -49,6 +49,14 @@ def test_relu_gradient_at_zero_is_zero_like_pytorch():
     np.testing.assert_array_equal(relu.backward(np.ones((1, 2))), [[0, 1]])
 
 
+def test_relu_keeps_the_gradient_dtype_for_any_input():
+    relu = sn.ReLU()
+    y = relu.forward(np.array([[-2, 1], [3, -4]]).T)  # integers, not contiguous
+    np.testing.assert_array_equal(y, [[0, 3], [1, 0]])
+    dx = relu.backward(np.full((2, 2), 0.5))
+    np.testing.assert_array_equal(dx, [[0, 0.5], [0.5, 0]])  # not truncated to integers
+
+
 @pytest.mark.parametrize("make", [sn.ReLU, sn.Sigmoid, sn.ELU, sn.Softmax])
 def test_extreme_inputs_stay_finite_and_float32(make):
     x = np.array([[-1000.0, 0.0, 1000.0], [1000.0, 1000.0, -1000.0]], np.float32)
