@@ -40,13 +40,13 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        self._y = np.empty_like(x)
+        self._y = self._new_array("y", x.shape, x.dtype)
         kernels.relu_forward(x, self._y)
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout = np.ascontiguousarray(dout)
-        dx = np.empty_like(dout)
+        dx = self._new_array("dx", dout.shape, dout.dtype)
         kernels.relu_backward(self._y, dout, dx)
         return dx
 

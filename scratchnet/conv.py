@@ -158,14 +158,14 @@ class Conv2D(Layer):
                              f"got shape {x.shape}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._x_shape = x.shape
-        y = np.empty(self.output_shape(x.shape), dtype=self.dtype)
+        y = self._new_array("y", self.output_shape(x.shape), self.dtype)
         self._direct = self.direct  # backward takes the same path
         (self._forward_direct if self._direct else self._forward_im2col)(x, y)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         dy = np.ascontiguousarray(dout, dtype=self.dtype)
-        dx = np.empty(self._x_shape, dtype=self.dtype) if self.needs_input_grad else None
+        dx = self._new_array("dx", self._x_shape, self.dtype) if self.needs_input_grad else None
         (self._backward_direct if self._direct else self._backward_im2col)(dy, dx)
         return dx
 

@@ -105,9 +105,15 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
-        self._mask = keep * x.dtype.type(1 / (1 - self.p))
-        return x * self._mask
+        mask = self.rng.random(x.shape, dtype=x.dtype, out=self._new_array("mask", x.shape,
+                                                                             x.dtype))
+        np.greater_equal(mask, self.p, out=mask)  # u -> [u >= p], in place
+        mask *= 1 / (1 - self.p)
+        self._mask = mask
+        return np.multiply(x, mask, out=self._new_array("y", x.shape, x.dtype))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout if self._mask is None else dout * self._mask
+        if self._mask is None:
+            return dout
+        dx = self._new_array("dx", dout.shape, np.result_type(dout, self._mask))
+        return np.multiply(dout, self._mask, out=dx)

@@ -79,14 +79,14 @@ class _BatchNorm(Layer):
         self._training, self._x3 = training, x3
         self._mu = mu.astype(x.dtype)
         self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        y = np.empty_like(x3)
+        y = self._new_array("y", x3.shape, x3.dtype)
         kernels.batchnorm_forward(x3, self._mu, self._inv_std, self.params["gamma"],
                                   self.params["beta"], y)
         return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         d3 = np.ascontiguousarray(dout, dtype=self._x3.dtype).reshape(self._x3.shape)
-        dx = np.empty_like(d3)
+        dx = self._new_array("dx", d3.shape, d3.dtype)
         kernels.batchnorm_backward(
             self._x3, self._mu, self._inv_std, self.params["gamma"], d3, self._training, dx,
             self.grads["gamma"], self.grads["beta"])

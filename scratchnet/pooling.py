@@ -64,7 +64,7 @@ class _Pool2D(Layer):
         check_input(x, 4, type(self).__name__, "(N, C, H, W)")
         x = np.ascontiguousarray(x)
         self._x_shape, self._dtype = x.shape, x.dtype
-        return x, np.empty(self.output_shape(x.shape), dtype=x.dtype)
+        return x, self._new_array("y", self.output_shape(x.shape), x.dtype)
 
 
 class MaxPool2D(_Pool2D):
@@ -72,7 +72,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x, y = self._prepare(x)
-        self._argmax = np.empty(y.shape, dtype=np.int64)
+        self._argmax = self._new_array("argmax", y.shape, np.int64)
         if self.kernel_size == self.stride == (2, 2):
             kernels.maxpool2x2_forward(x, y, self._argmax)
         else:
@@ -80,7 +80,7 @@ class MaxPool2D(_Pool2D):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.empty(self._x_shape, dtype=self._dtype)
+        dx = self._new_array("dx", self._x_shape, self._dtype)
         kernels.maxpool_backward(
             np.ascontiguousarray(dout, dtype=self._dtype), self._argmax, dx)
         return dx

@@ -130,3 +130,20 @@ def test_dropout_masks_are_seedable_and_p_is_checked():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
         sn.Dropout(1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: sn.ReLU(), lambda: sn.Conv2D(2, 3, 3, padding=1),
+                                  lambda: sn.BatchNorm2D(2), lambda: sn.MaxPool2D(2),
+                                  lambda: sn.Dropout(0.5, rng=0)])
+def test_output_arrays_are_reused_only_when_nobody_holds_them(make):
+    layer = make()
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((2, 2, 4, 4)).astype(np.float32) for _ in range(4)]
+    kept = layer.forward(x[0], training=True)  # held by the caller
+    kept_copy = kept.copy()
+    view = layer.forward(x[1], training=True)[0]  # only a view of the second is held
+    view_copy = view.copy()
+    addresses = {layer.forward(xi, training=True).ctypes.data for xi in x[2:] * 3}
+    np.testing.assert_array_equal(kept, kept_copy)  # never written over
+    np.testing.assert_array_equal(view, view_copy)
+    assert len(addresses) <= 2  # released outputs come back instead of new allocations
