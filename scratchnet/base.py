@@ -46,7 +46,7 @@ class Layer:
         by an earlier call if nothing references it any more, else a new one.
 
         NumPy's large arrays come straight from the operating system, and the first write to
-        each page of a new array costs a page fault: ~15% of a LivenessNet training step.
+        each page of a new array costs a page fault: 10-15% of a LivenessNet training step.
         Training reuses the arrays of two steps ago (the previous step's are still held by the
         next layer), so each name keeps up to two. An array anyone still holds, even through a
         view, is never handed out again.

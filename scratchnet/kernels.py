@@ -269,7 +269,7 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
 #   loop over q instead of many short rows. The q with ow >= OW (two per row) fall in the
 #   padding columns: they are computed and thrown away;
 # * the nine weights of a filter are a tuple (``taps``), which the compiler keeps in registers,
-#   and every input value loaded feeds several output channels;
+#   and every input value loaded feeds two output channels (more did not fit the registers);
 # * the loop over q runs to a multiple of ``STEP`` (16 = one 512-bit vector of float32): a
 #   vectorised loop of any other length ends with up to 15 positions done one at a time, as
 #   slow as 15 whole vectors, which on a 16x16 plane nearly doubled the time. Every padded
