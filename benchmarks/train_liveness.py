@@ -20,6 +20,10 @@ seed to seed, so compare settings over several seeds with ``--seeds``, e.g.::
 
     python benchmarks/train_liveness.py --run lro --seeds 0-6 --set jitter=0
 
+``--members K`` scores seed ensembles in lro: in each fold, K models trained on the same split
+with different seeds, their P(real) averaged and the threshold set on the averaged validation
+scores (K times the training time).
+
 Prints tables and writes ``results.json`` (and every run directory) under ``--out``.
 """
 
@@ -36,7 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from liveness.evaluate import evaluate
+from liveness.data import load_dataset, split_by_group
+from liveness.evaluate import build_report, evaluate, score_dataset
+from liveness.metrics import select_threshold
+from liveness.net import load_model
 from liveness.train import PRESETS, TrainConfig, train
 from scratchnet.io import atomic_write
 
@@ -121,7 +128,8 @@ def run_paper(data: Path, out: Path, overrides: dict[str, Any], verbose: bool) -
     return result
 
 
-def run_lro(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: bool) -> dict:
+def run_lro(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: bool,
+            members: int = 1) -> dict:
     sizes = recordings(data)
     rows: dict[str, dict[str, Any]] = {}
     folds = deal_folds(sizes, k)
@@ -134,21 +142,56 @@ def run_lro(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: b
         val = json.loads((run_dir / "report.json").read_text())
         print(f"  validation recordings {', '.join(val.get('per_group', {}) or ['?'])}: "
               f"AUC {val['auc']:.3f}, threshold {val['threshold']:.3f}")
-        rows |= held_out_figures(run_dir / "model.npz", data, test)
+        if members > 1:
+            rows |= ensemble_figures(data, pool, run_dir, overrides, members, test, verbose)
+        else:
+            rows |= held_out_figures(run_dir / "model.npz", data, test)
     rows = dict(sorted(rows.items()))
-    return {"folds": folds, "recordings": rows,
-            "summary": print_table("leave recordings out (each recording never seen in "
-                                   "training)", rows)}
+    title = "leave recordings out (each recording never seen in training)"
+    if members > 1:
+        title += f", ensembles of {members} seeds"
+    return {"folds": folds, "recordings": rows, "summary": print_table(title, rows)}
+
+
+def ensemble_figures(data: Path, pool: Path, first_run: Path, overrides: dict[str, Any],
+                     members: int, test: list[str], verbose: bool) -> dict[str, dict[str, Any]]:
+    """Train ``members - 1`` more models beside ``first_run`` and score their ensemble.
+
+    Member j is trained with seed ``seed + 100 * j`` on the same split as the first model
+    (its validation recordings are passed as ``val_groups``), so the members differ only in
+    their initial weights, sample order, dropout and augmentation. The ensemble's score for a
+    face is the mean P(real) of the members; its threshold is chosen by the members' rule
+    (``threshold_at``) on the mean scores of the validation recordings.
+    """
+    first = config(pool, first_run, overrides)
+    pool_set = load_dataset(pool, size=first.size)
+    _, val_set = split_by_group(pool_set, list(first.val_groups) or None, first.val_fraction,
+                                first.seed)
+    val_groups = tuple(sorted(set(val_set.groups.tolist())))
+    models = [load_model(first_run / "model.npz")]
+    for j in range(1, members):
+        cfg = config(pool, first_run.with_name(f"{first_run.name}_member{j}"),
+                     overrides | {"seed": first.seed + 100 * j, "val_groups": val_groups})
+        models.append(train(cfg, force=True, verbose=verbose))
+    val_scores = np.mean([score_dataset(m, val_set.images) for m in models], axis=0)
+    threshold = select_threshold(val_scores, val_set.labels, first.threshold_at)
+    rows = {}
+    for name in test:
+        ds = load_dataset(data / name, size=first.size)
+        scores = np.mean([score_dataset(m, ds.images) for m in models], axis=0)
+        r = build_report(scores, ds.labels, threshold)
+        rows[name] = {k: r[k] for k in (*ISO, "eer", "accuracy", "n_real", "n_fake")}
+    return rows
 
 
 def run_lro_seeds(data: Path, out: Path, overrides: dict[str, Any], k: int, seeds: list[int],
-                  verbose: bool) -> dict:
+                  verbose: bool, members: int = 1) -> dict:
     """:func:`run_lro` once per seed, then the per-recording figures averaged over the seeds.
 
     One run is deterministic for a code version and seed but moves by ~5 points of mean ACER
     from seed to seed, so settings are compared on the mean of several seeds."""
-    runs = {seed: run_lro(data, out / f"seed{seed}", {**overrides, "seed": seed}, k, verbose)
-            for seed in seeds}
+    runs = {seed: run_lro(data, out / f"seed{seed}", {**overrides, "seed": seed}, k, verbose,
+                          members) for seed in seeds}
     first = runs[seeds[0]]["recordings"]
     mean_rows = {name: {key: float(np.mean([r["recordings"][name][key] for r in runs.values()]))
                         for key in (*ISO, "eer", "accuracy")}
@@ -211,6 +254,9 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=4, help="folds for lro (default 4)")
     parser.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                         help="lro once per seed (e.g. 0-6 or 0,1,2) and the mean per recording")
+    parser.add_argument("--members", type=int, default=1, metavar="K",
+                        help="lro: score ensembles of K models per fold (seeds seed, "
+                             "seed+100, ...; K times the training time)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting (TrainConfig field)")
     parser.add_argument("--quiet", action="store_true")
@@ -221,9 +267,10 @@ def main() -> int:
     results: dict[str, Any] = {"data": str(args.data), "overrides": overrides}
     runners = {"paper": lambda: run_paper(args.data, args.out, overrides, not args.quiet),
                "lro": lambda: (run_lro_seeds(args.data, args.out, overrides, args.folds,
-                                             args.seeds, not args.quiet) if args.seeds else
+                                             args.seeds, not args.quiet, args.members)
+                               if args.seeds else
                                run_lro(args.data, args.out, overrides, args.folds,
-                                       not args.quiet)),
+                                       not args.quiet, args.members)),
                "all": lambda: run_all(args.data, args.out, overrides, not args.quiet)}
     for name in args.run.split(","):
         start = time.perf_counter()
