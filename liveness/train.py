@@ -46,6 +46,25 @@ Two seeds each while the kernels were changing (the defaults then: 23.5-34.7%): 
 only the central 70% of each crop 35.0%. Averaging the scores of each face and its mirror
 image changed nothing (23.5% -> 23.5%, 33.0% -> 33.7%).
 
+Seeds 0-6 with the code of commit 195af98, where the defaults give 34.8% (sd 5.6, AUC 0.723);
+d = mean paired difference per seed, with its standard error. None beats the defaults by
+two standard errors, so none is kept:
+
+    epochs 2, no early stopping            32.4%  d -2.4 (se 1.9)  AUC 0.771
+    early stopping on val_auc              34.0%  d -0.8 (se 1.7)  AUC 0.756
+    per-channel standardisation            34.3%  d -0.5 (se 3.5)  AUC 0.741
+    grey input (luminance x 3), seeds 0-2  44.0%  d +14.3 (se 1.7) AUC 0.659
+    every recording and class resampled    33.8%  d -1.0 (se 3.2)  AUC 0.786
+      to the median count per epoch
+    seed ensembles (benchmarks/train_liveness.py --members K: mean P(real) of K models on
+    the same split): K = 2 34.5%, d -0.3 (se 2.1), AUC 0.775; K = 3 32.5%, d -2.3 (se 2.8),
+    AUC 0.789; with epochs 2, K = 3 33.2%, d -1.6 (se 2.2), AUC 0.801
+
+An ensemble of 3 is 3.1 points (se 0.7) below the mean of its own three members alone
+(34.8%, 36.5%, 35.5%) and varies less over seeds (sd 3.7 instead of 5.6). It ranks faces
+better than it decides them: its mean per-recording EER is 25.1% (single models 30.9%), its
+ACER 32.5%, because the threshold set on the validation recordings transfers poorly.
+
 Validation is always whole recordings other than the training ones, which is what makes its
 loss (early stopping) and its EER threshold mean something for a new recording.
 """
