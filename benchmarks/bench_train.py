@@ -235,7 +235,7 @@ def compiled_versions() -> int:
 
 def recompilations() -> int:
     """Kernel versions added by training and inference at batch sizes not seen before (after
-    one small and one larger batch, which load both the serial and the parallel kernels)."""
+    one small and one large batch, which load both the serial and the parallel kernels)."""
     net = build_livenessnet(SIZE, seed=0)
 
     def train_and_predict(sizes: tuple[int, ...]) -> None:
@@ -244,7 +244,7 @@ def recompilations() -> int:
             net.fit(x, y, batch_size=n, verbose=0)
             net.predict(x, batch_size=n // 2)
 
-    train_and_predict((4, 16))
+    train_and_predict((4, 64))
     before = compiled_versions()
     train_and_predict((5, 6, 17, 23))
     return compiled_versions() - before

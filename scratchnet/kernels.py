@@ -127,8 +127,8 @@ def col2im(cols, sh, sw, ph, pw, dx):
 
 
 @njit(cache=True)
-def maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc):
-    """Max over each (kh, kw) window of plane ``nc = n*C + c``, remembering where it was.
+def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
+    """Max over each (kh, kw) window, remembering where the maximum was.
 
     ``x`` (N, C, H, W) -> ``out`` (N, C, OH, OW) and ``argmax`` (N, C, OH, OW) with::
 
@@ -138,28 +138,22 @@ def maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc):
     The compare-and-keep is written as two selects, not an ``if``: on real data the winner
     is unpredictable and a branch would be mispredicted half of the time.
     """
-    c_, w_ = x.shape[1], x.shape[3]
+    n_, c_, h_, w_ = x.shape
     oh_, ow_ = out.shape[2], out.shape[3]
-    n, c = nc // c_, nc % c_
-    for oh in range(oh_):
-        for ow in range(ow_):
-            h0, w0 = oh * sh, ow * sw
-            best, where = x[n, c, h0, w0], h0 * w_ + w0
-            for i in range(kh):
-                for j in range(kw):
-                    v = x[n, c, h0 + i, w0 + j]
-                    better = v > best
-                    where = (h0 + i) * w_ + w0 + j if better else where
-                    best = v if better else best
-            out[n, c, oh, ow] = best
-            argmax[n, c, oh, ow] = where
-
-
-@njit(cache=True)
-def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
-    """:func:`maxpool_forward_plane` for every plane."""
-    for nc in range(x.shape[0] * x.shape[1]):
-        maxpool_forward_plane(x, kh, kw, sh, sw, out, argmax, nc)
+    for nc in range(n_ * c_):
+        n, c = nc // c_, nc % c_
+        for oh in range(oh_):
+            for ow in range(ow_):
+                h0, w0 = oh * sh, ow * sw
+                best, where = x[n, c, h0, w0], h0 * w_ + w0
+                for i in range(kh):
+                    for j in range(kw):
+                        v = x[n, c, h0 + i, w0 + j]
+                        better = v > best
+                        where = (h0 + i) * w_ + w0 + j if better else where
+                        best = v if better else best
+                out[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = where
 
 
 @njit(cache=True)
@@ -186,8 +180,8 @@ def maxpool2x2_forward(x, out, argmax):
 
 
 @njit(cache=True)
-def maxpool_backward_plane(dout, argmax, dx, nc):
-    """Route each output gradient of plane ``nc`` to the input pixel that won the max.
+def maxpool_backward(dout, argmax, dx):
+    """Route each output gradient to the input pixel that won the max.
 
     ``dout``, ``argmax`` (N, C, OH, OW) -> ``dx`` (N, C, H, W)::
 
@@ -195,21 +189,15 @@ def maxpool_backward_plane(dout, argmax, dx, nc):
 
     A pixel that wins several overlapping windows receives the sum of their gradients.
     """
-    c_, w_ = dx.shape[1], dx.shape[3]
+    n_, c_, h_, w_ = dx.shape
     oh_, ow_ = dout.shape[2], dout.shape[3]
-    n, c = nc // c_, nc % c_
-    dx[n, c] = 0.0
-    for oh in range(oh_):
-        for ow in range(ow_):
-            k = argmax[n, c, oh, ow]
-            dx[n, c, k // w_, k % w_] += dout[n, c, oh, ow]
-
-
-@njit(cache=True)
-def maxpool_backward(dout, argmax, dx):
-    """:func:`maxpool_backward_plane` for every plane."""
-    for nc in range(dx.shape[0] * dx.shape[1]):
-        maxpool_backward_plane(dout, argmax, dx, nc)
+    for nc in range(n_ * c_):
+        n, c = nc // c_, nc % c_
+        dx[n, c] = 0.0
+        for oh in range(oh_):
+            for ow in range(ow_):
+                k = argmax[n, c, oh, ow]
+                dx[n, c, k // w_, k % w_] += dout[n, c, oh, ow]
 
 
 @njit(cache=True)
@@ -490,84 +478,62 @@ def relu_backward(y, dout, dx):
 
 
 @njit(cache=True, fastmath=True)
-def channel_mean_var_channel(x, mean, var, c):
-    """Mean and biased variance of channel ``c`` of ``x`` (N, C, L) over N and L (float64
-    sums)::
+def channel_mean_var(x, mean, var):
+    """Per-channel mean and biased variance of ``x`` (N, C, L) over N and L (float64 sums)::
 
         mean[c] = sum of x[:, c, :] / M       var[c] = sum of (x[:, c, :] - mean[c])^2 / M
     """
-    n_, l_ = x.shape[0], x.shape[2]
+    n_, c_, l_ = x.shape
     m = n_ * l_
-    s = 0.0
-    for n in range(n_):
-        for k in range(l_):
-            s += x[n, c, k]
-    mu = s / m
-    ss = 0.0
-    for n in range(n_):
-        for k in range(l_):
-            d = x[n, c, k] - mu
-            ss += d * d
-    mean[c], var[c] = mu, ss / m
-
-
-@njit(cache=True)
-def channel_mean_var(x, mean, var):
-    """:func:`channel_mean_var_channel` for every channel."""
-    for c in range(x.shape[1]):
-        channel_mean_var_channel(x, mean, var, c)
+    for c in range(c_):
+        s = 0.0
+        for n in range(n_):
+            for k in range(l_):
+                s += x[n, c, k]
+        mu = s / m
+        ss = 0.0
+        for n in range(n_):
+            for k in range(l_):
+                d = x[n, c, k] - mu
+                ss += d * d
+        mean[c], var[c] = mu, ss / m
 
 
 @njit(cache=True, fastmath=True)
-def batchnorm_forward_channel(x, mean, inv_std, gamma, beta, y, c):
-    """Channel ``c`` of ``y = gamma * (x - mean) * inv_std + beta``, all (N, C, L)::
-
-        y[n, c, k] = gamma[c] * (x[n, c, k] - mean[c]) * inv_std[c] + beta[c]
-    """
-    mu, scale, shift = mean[c], gamma[c] * inv_std[c], beta[c]
-    for n in range(x.shape[0]):
-        for k in range(x.shape[2]):
-            y[n, c, k] = (x[n, c, k] - mu) * scale + shift
-
-
-@njit(cache=True)
 def batchnorm_forward(x, mean, inv_std, gamma, beta, y):
-    """:func:`batchnorm_forward_channel` for every channel."""
-    for c in range(x.shape[1]):
-        batchnorm_forward_channel(x, mean, inv_std, gamma, beta, y, c)
+    """``y[n, c, k] = gamma[c] * (x[n, c, k] - mean[c]) * inv_std[c] + beta[c]``, all (N, C, L)."""
+    n_, c_, l_ = x.shape
+    for c in range(c_):
+        mu, scale, shift = mean[c], gamma[c] * inv_std[c], beta[c]
+        for n in range(n_):
+            for k in range(l_):
+                y[n, c, k] = (x[n, c, k] - mu) * scale + shift
 
 
 @njit(cache=True, fastmath=True)
-def batchnorm_backward_channel(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta, c):
-    """Gradients of :func:`batchnorm_forward` for channel ``c``, with
-    ``xhat = (x - mean) * inv_std`` (N, C, L)::
+def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
+    """Gradients of :func:`batchnorm_forward`, with ``xhat = (x - mean) * inv_std`` (N, C, L)::
 
         dbeta[c] = sum of dout[:, c, :]       dgamma[c] = sum of dout[:, c, :] * xhat[:, c, :]
         training: dx = gamma * inv_std / M * (M * dout - dbeta - xhat * dgamma)
         eval:     dx = gamma * inv_std * dout      (mean and inv_std are constants then)
     """
-    n_, l_ = x.shape[0], x.shape[2]
+    n_, c_, l_ = x.shape
     m = n_ * l_
-    mu, inv = mean[c], inv_std[c]
-    s, sx = 0.0, 0.0
-    for n in range(n_):
-        for k in range(l_):
-            s += dout[n, c, k]
-            sx += dout[n, c, k] * (x[n, c, k] - mu) * inv
-    dbeta[c], dgamma[c] = s, sx
-    scale = gamma[c] * inv
-    shift = scale * s / m if training else 0.0
-    slope = scale * sx / m * inv if training else 0.0
-    for n in range(n_):
-        for k in range(l_):
-            dx[n, c, k] = scale * dout[n, c, k] - shift - slope * (x[n, c, k] - mu)
-
-
-@njit(cache=True)
-def batchnorm_backward(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta):
-    """:func:`batchnorm_backward_channel` for every channel."""
-    for c in range(x.shape[1]):
-        batchnorm_backward_channel(x, mean, inv_std, gamma, dout, training, dx, dgamma, dbeta, c)
+    for c in range(c_):
+        mu, inv = mean[c], inv_std[c]
+        s, sx = 0.0, 0.0
+        for n in range(n_):
+            for k in range(l_):
+                s += dout[n, c, k]
+                sx += dout[n, c, k] * (x[n, c, k] - mu) * inv
+        dbeta[c], dgamma[c] = s, sx
+        scale = gamma[c] * inv
+        shift = scale * s / m if training else 0.0
+        slope = scale * sx / m * inv if training else 0.0
+        for n in range(n_):
+            for k in range(l_):
+                dx[n, c, k] = scale * dout[n, c, k] - shift - slope * (x[n, c, k] - mu)
 
 
 # ---- optimizer -------------------------------------------------------------------------------

@@ -105,8 +105,8 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._mask = None
             return x
-        mask = self.rng.random(x.shape, dtype=x.dtype, out=self._new_array("mask", x.shape,
-                                                                             x.dtype))
+        mask = self._new_array("mask", x.shape, x.dtype)
+        self.rng.random(x.shape, dtype=x.dtype, out=mask)
         np.greater_equal(mask, self.p, out=mask)  # u -> [u >= p], in place
         mask *= 1 / (1 - self.p)
         self._mask = mask
