@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import llvmlite.binding
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -215,6 +221,38 @@ def test_relu_kernels_match_the_definition(shape, dtype, seed):
     np.testing.assert_array_equal(y, np.maximum(x, 0))  # (NaN where x is NaN)
     kernels.relu_backward(y, dout, dx)
     np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+
+
+# Run in a fresh process: the vector width is chosen when scratchnet.kernels is imported.
+WITHOUT_AVX512 = """
+import numpy as np
+from scratchnet import kernels
+from tests.test_kernels import naive_conv
+assert (kernels.VECTOR_BYTES, kernels.TILE_VECTORS) == (32, 1)
+rng = np.random.default_rng(0)
+for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+    n, c, f, h, w = 2, 3, 11, 7, 9
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    xp = np.empty((c, n, h + 2 + kernels.spare_rows(w + 2), w + 2), dtype=dtype)
+    kernels.pad_cnhw(x, 1, 1, xp)
+    weights = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    expected = naive_conv(xp[:, :, :h + 2].transpose(1, 0, 2, 3), weights, bias)
+    for conv in (kernels.conv3x3, kernels.conv3x3_serial):
+        y = np.full((n, f, h, w), np.nan, dtype=dtype)
+        conv(xp, weights, bias, y)
+        np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+"""
+
+
+@pytest.mark.skipif("+avx2" not in llvmlite.binding.get_host_cpu_features().flatten().split(","),
+                    reason="compiles for a Haswell (AVX2) CPU, which this one cannot run")
+def test_direct_3x3_convolution_without_avx512(tmp_path):
+    """The 256-bit tile of conv3x3_tile (CPUs without AVX-512), compiled for a Haswell CPU."""
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", WITHOUT_AVX512], env=env, capture_output=True,
+                          text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0, done.stderr
 
 
 def test_kernels_compile_once_per_dtype_not_per_shape():
