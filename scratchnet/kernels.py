@@ -423,9 +423,9 @@ def conv3x3_task(xp, w8, b, y, task):
     groups = (f_ + 7) // 8
     n, f0 = task // groups, 8 * (task % groups)
     sums = np.empty((TILE_FILTERS, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
-    x, w, s = xp.reshape(-1), w8.reshape(-1), sums.reshape(-1)
+    x, s = xp.reshape(-1), sums.reshape(-1)
     for q in range(0, length, tile):
-        conv3x3_tile(x, n * hp * wp + q, n_ * hp * wp, wp, c_, w, f0 * c_ * 9, s, q, length)
+        conv3x3_tile(x, n * hp * wp + q, n_ * hp * wp, wp, c_, w8, f0 * c_ * 9, s, q, length)
     for k in range(min(8, f_ - f0)):
         for oh in range(oh_):
             for ow in range(ow_):
@@ -434,10 +434,12 @@ def conv3x3_task(xp, w8, b, y, task):
 
 @njit(cache=True)
 def filters_by_eight(w):
-    """``w`` (F, C, 3, 3) with zero filters added up to a multiple of 8 (:func:`conv3x3_tile`
-    computes 8 at a time)."""
-    w8 = np.zeros((-(-w.shape[0] // 8) * 8, *w.shape[1:]), dtype=w.dtype)
-    w8[:w.shape[0]] = w
+    """``w`` (F, C, 3, 3) flattened, with zero filters added up to a multiple of 8
+    (:func:`conv3x3_tile` computes 8 at a time)."""
+    flat = w.reshape(-1)
+    w8 = np.zeros(-(-w.shape[0] // 8) * 8 * w[0].size, dtype=w.dtype)
+    for i in range(flat.size):  # (a slice assignment took seconds more to compile)
+        w8[i] = flat[i]
     return w8
 
 
