@@ -2,7 +2,8 @@
 
 NumPy is fast at whole-array arithmetic and at matrix products (it hands those to BLAS), but
 slow at "gather these scattered elements" loops. Those loops live here, written as plain
-Python loops that Numba compiles to machine code. Each kernel is short and says what it
+Python loops that Numba compiles to machine code (one exception, ``conv3x3_tile``, is written
+in LLVM's instructions: see why there). Each kernel is short and says what it
 computes; the layers in ``conv.py`` and ``pooling.py`` call them and own the maths around them.
 
 Conventions for every kernel:
@@ -324,7 +325,6 @@ def add_scaled9(s, u, t):
 # x 8 filters, two input vectors and a weight fit), else 256-bit (16 registers: one vector).
 VECTOR_BYTES = 64 if _host_has_avx512() else 32
 TILE_VECTORS = 2 if _host_has_avx512() else 1
-TILE_FILTERS = 8
 
 
 @intrinsic
@@ -375,10 +375,11 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
         def const(value):
             return ir.Constant(i64, value)
 
+        # tile[k][v]: the sums of filter k at positions v*lanes .. v*lanes + lanes-1, from 0
         tile = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
-                 for v in range(TILE_VECTORS)] for k in range(TILE_FILTERS)]
+                 for v in range(TILE_VECTORS)] for k in range(8)]
         filter_stride = builder.mul(channels_, const(9))
-        with cgutils.for_range(builder, channels_) as loop:
+        with cgutils.for_range(builder, channels_) as loop:  # for c in range(channels):
             c = loop.index
             sums_now = [[builder.load(cell) for cell in row] for row in tile]
             x_c = builder.add(start_, builder.mul(c, c_stride))
@@ -388,7 +389,7 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
                                                      const(tap % 3)))
                 inputs = [builder.load(at(x_arr, builder.add(x_tap, const(v * lanes))), align=align)
                           for v in range(TILE_VECTORS)]
-                for k in range(TILE_FILTERS):
+                for k in range(8):  # tile[k][v] += inputs[v] * (w of filter k, c, tap)
                     w_index = builder.add(w_c, builder.add(builder.mul(filter_stride, const(k)),
                                                            const(tap)))
                     weight = builder.load(builder.gep(w_arr.data, [w_index]))
@@ -400,7 +401,7 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
             for row, values in zip(tile, sums_now, strict=True):
                 for cell, value in zip(row, values, strict=True):
                     builder.store(value, cell)
-        for k, row in enumerate(tile):
+        for k, row in enumerate(tile):  # write the tile out
             for v, cell in enumerate(row):
                 index = builder.add(s_start, builder.add(builder.mul(s_stride, const(k)),
                                                          const(v * lanes)))
@@ -422,7 +423,7 @@ def conv3x3_task(xp, w8, b, y, task):
     tile = TILE_VECTORS * VECTOR_BYTES // xp.itemsize
     groups = (f_ + 7) // 8
     n, f0 = task // groups, 8 * (task % groups)
-    sums = np.empty((TILE_FILTERS, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
+    sums = np.empty((8, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
     x, s = xp.reshape(-1), sums.reshape(-1)
     for q in range(0, length, tile):
         conv3x3_tile(x, n * hp * wp + q, n_ * hp * wp, wp, c_, w8, f0 * c_ * 9, s, q, length)
