@@ -71,10 +71,11 @@ instead of 0.2 gave 35.3%, d +1.2 (se 1.7), AUC 0.722. Leaving one recording out
 against 32.9% with 4 folds (AUC 0.786 vs 0.772): more recordings of this kind did not help.
 
 With the register-tiled convolution kernel (commit 8eebc19; its float32 sums run in another
-order, and the defaults moved to 35.7%, sd 3.1, AUC 0.731, seeds 0-6): 64x64 input instead of
+order, and the defaults moved to 35.7%, sd 2.9, AUC 0.731, seeds 0-6): 64x64 input instead of
 32x32 (the crops are up to 112 px, so finer texture reaches the network; 4x the compute) gave
 34.4%, d -1.2 (se 2.7), AUC 0.776, max 52.1%, 9 recordings above 30%: a better ranking again,
-not better decisions, and LivenessNet's input stays 32x32.
+not better decisions, and LivenessNet's input stays 32x32. 48x48 on seeds 0-2: 34.9%, the same
+as the defaults on those seeds (34.9%).
 
 Validation is always whole recordings other than the training ones, which is what makes its
 loss (early stopping) and its EER threshold mean something for a new recording.
