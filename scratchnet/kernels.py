@@ -42,9 +42,9 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 # Numba's OpenMP thread pool keeps its workers spinning between parallel loops. On a machine
-# doing nothing else that pays (batch-32 training steps 23 vs 35 ms: a sleeping worker takes
-# 30-100 us to wake and finds its caches cold), but on a busy one every loop waits for a
-# descheduled spinner (with one other busy process on 2 cores: 35-47 vs 27-34 ms, and up to
+# doing nothing else that pays (batch-32 training steps 22-32 vs 30-35 ms: a sleeping worker
+# takes 30-100 us to wake and finds its caches cold), but on a busy one every loop waits for a
+# descheduled spinner (with one other busy process on 2 cores: 42-47 vs 27-34 ms, and up to
 # tenfold slower with more). The built-in "workqueue" pool sleeps between loops, so it is the
 # default: slower at best, never much slower. A choice made by the user (NUMBA_THREADING_LAYER,
 # e.g. "omp" on a dedicated machine) wins; it must be made before the first parallel call.
