@@ -52,25 +52,25 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-def _host_has_avx512() -> bool:
-    """Whether code is compiled for a CPU with 512-bit vector instructions (AVX-512): the
-    host's, unless the user chose the CPU features (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME)."""
+def _compile_for_avx512() -> bool:
+    """Whether the kernels are compiled for a CPU with 512-bit vector instructions (AVX-512):
+    the host's, unless the user chose the CPU features (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME).
+
+    If so, allow LLVM to use them: on AVX-512 CPUs it emits 256-bit vector code unless told
+    otherwise (wider vectors slowed the clock of early AVX-512 Xeons), and the convolution
+    kernels below ran 1.2-1.4x faster with 512-bit vectors on a current Xeon. Like the
+    threading layer, this must be set before the first kernel is compiled or loaded from the
+    cache."""
     if "NUMBA_CPU_FEATURES" in os.environ or "NUMBA_CPU_NAME" in os.environ:
         return False
-    return "+avx512f" in llvmlite.binding.get_host_cpu_features().flatten().split(",")
+    features = llvmlite.binding.get_host_cpu_features().flatten()
+    if "+avx512f" not in features.split(","):
+        return False
+    numba.config.CPU_FEATURES = features + ",-prefer-256-bit"
+    return True
 
 
-def _allow_512_bit_vectors() -> None:
-    """On AVX-512 CPUs LLVM emits 256-bit vector code unless told otherwise (wider vectors
-    slowed the clock of early AVX-512 Xeons). The convolution kernels below ran 1.2-1.4x faster
-    with 512-bit vectors on a current Xeon, so allow them. Like the threading layer, this must
-    be set before the first kernel is compiled or loaded from the cache."""
-    if _host_has_avx512():
-        numba.config.CPU_FEATURES = llvmlite.binding.get_host_cpu_features().flatten() + (
-            ",-prefer-256-bit")
-
-
-_allow_512_bit_vectors()
+AVX512 = _compile_for_avx512()
 
 
 def pick(name: str, work: int, min_work: int) -> Callable[..., None]:
@@ -139,6 +139,15 @@ def col2im(cols, sh, sw, ph, pw, dx):
 
 
 @njit(cache=True)
+def keep_larger(value, index, best, where):
+    """``(value, index)`` if ``value > best`` else ``(best, where)``, as two selects, not an
+    ``if``: on real data the winner is unpredictable and a branch would be mispredicted half of
+    the time."""
+    larger = value > best
+    return (value if larger else best), (index if larger else where)
+
+
+@njit(cache=True)
 def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
     """Max over each (kh, kw) window, remembering where the maximum was.
 
@@ -146,9 +155,6 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
 
         out[n, c, oh, ow]    = max over i<kh, j<kw of x[n, c, oh*sh + i, ow*sw + j]
         argmax[n, c, oh, ow] = h*W + w of that maximum (the first one on ties)
-
-    The compare-and-keep is written as two selects, not an ``if``: on real data the winner
-    is unpredictable and a branch would be mispredicted half of the time.
     """
     n_, c_, h_, w_ = x.shape
     oh_, ow_ = out.shape[2], out.shape[3]
@@ -160,10 +166,8 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
                 best, where = x[n, c, h0, w0], h0 * w_ + w0
                 for i in range(kh):
                     for j in range(kw):
-                        v = x[n, c, h0 + i, w0 + j]
-                        better = v > best
-                        where = (h0 + i) * w_ + w0 + j if better else where
-                        best = v if better else best
+                        best, where = keep_larger(x[n, c, h0 + i, w0 + j],
+                                                  (h0 + i) * w_ + w0 + j, best, where)
                 out[n, c, oh, ow] = best
                 argmax[n, c, oh, ow] = where
 
@@ -181,12 +185,9 @@ def maxpool2x2_forward(x, out, argmax):
                 for ow in range(out.shape[3]):
                     j, k = 2 * ow, 2 * oh * w_ + 2 * ow  # k: flat index of the top-left value
                     best, where = top[j], k
-                    where = k + 1 if top[j + 1] > best else where
-                    best = top[j + 1] if top[j + 1] > best else best
-                    where = k + w_ if bottom[j] > best else where
-                    best = bottom[j] if bottom[j] > best else best
-                    where = k + w_ + 1 if bottom[j + 1] > best else where
-                    best = bottom[j + 1] if bottom[j + 1] > best else best
+                    best, where = keep_larger(top[j + 1], k + 1, best, where)
+                    best, where = keep_larger(bottom[j], k + w_, best, where)
+                    best, where = keep_larger(bottom[j + 1], k + w_ + 1, best, where)
                     out[n, c, oh, ow] = best
                     argmax[n, c, oh, ow] = where
 
@@ -254,7 +255,6 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
                 for i in range(kh):
                     for j in range(kw):
                         dx[n, c, oh * sh + i, ow * sw + j] += g
-
 
 
 # ---- direct 3x3 convolution (stride 1): the fast path of Conv2D --------------------------------
@@ -326,8 +326,8 @@ def add_scaled9(s, u, t):
 
 # The tile's vectors: 512-bit where the CPU has them (32 registers: the 16 sums of two vectors
 # x 8 filters, two input vectors and a weight fit), else 256-bit (16 registers: one vector).
-VECTOR_BYTES = 64 if _host_has_avx512() else 32
-TILE_VECTORS = 2 if _host_has_avx512() else 1
+VECTOR_BYTES = 64 if AVX512 else 32
+TILE_VECTORS = 2 if AVX512 else 1
 
 
 @intrinsic
