@@ -84,7 +84,9 @@ class Conv2D(Layer):
     #: Measured on 2 cores, whole training steps of LivenessNet: at batch 8 (up to 19M per
     #: layer) one thread was 1.3x faster than two (waking a thread costs ~35 us, and the
     #: other core must first fetch the data into its own cache); at batch 32 (38-75M) the two
-    #: were even, from batch 64 on two threads won.
+    #: were even, from batch 64 on two threads won. Again with the workers pinned to their own
+    #: CPUs (``kernels.spread_workers``): 10M or 3M were no faster at batch 8, 32 or 128 (within
+    #: the noise between runs), and 1M made batch-1 inference 1.7x slower.
     parallel_min_macs = 40_000_000
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,

@@ -41,13 +41,13 @@ from numba import njit, prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-# Numba's OpenMP thread pool keeps its workers spinning between parallel loops. On a machine
-# doing nothing else that pays (batch-32 training steps 22-32 vs 30-35 ms: a sleeping worker
-# takes 30-100 us to wake and finds its caches cold), but on a busy one every loop waits for a
-# descheduled spinner (with one other busy process on 2 cores: 42-47 vs 27-34 ms, and up to
-# tenfold slower with more). The built-in "workqueue" pool sleeps between loops, so it is the
-# default: slower at best, never much slower. A choice made by the user (NUMBA_THREADING_LAYER,
-# e.g. "omp" on a dedicated machine) wins; it must be made before the first parallel call.
+# Numba's OpenMP thread pool keeps its workers spinning between parallel loops; on a busy
+# machine every loop then waits for a descheduled spinner (batch-32 training steps with one
+# other busy process on 2 cores: 42-47 ms vs 27-34, and up to tenfold slower with more). The
+# built-in "workqueue" pool sleeps between loops, and with its workers pinned to their own CPUs
+# (``spread_workers`` below) it trains as fast as OpenMP on an idle machine (batch 32: 1086-1191
+# vs 1031-1128 img/s, three runs each), so it is the default. A choice made by the user
+# (NUMBA_THREADING_LAYER) wins; it must be made before the first parallel call.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
@@ -76,7 +76,10 @@ AVX512 = _compile_for_avx512()
 def pick(name: str, work: int, min_work: int) -> Callable[..., None]:
     """The kernel ``name`` (parallel) when ``work`` (e.g. multiply-adds) reaches ``min_work``,
     else its twin ``name_serial`` (the same tasks, one thread)."""
-    return globals()[name if work >= min_work else f"{name}_serial"]
+    if work < min_work:
+        return globals()[f"{name}_serial"]
+    spread_workers()
+    return globals()[name]
 
 
 def round_to_threads(tasks: int) -> int:
@@ -84,6 +87,81 @@ def round_to_threads(tasks: int) -> int:
     an equal share: 9 tasks on 2 threads keep one thread idle for the last one."""
     threads = numba.get_num_threads()
     return -(-tasks // threads) * threads
+
+
+# ---- Where the worker threads run ------------------------------------------------------------
+# The workqueue pool's threads sleep between parallel loops, and Linux wakes a sleeping thread
+# on the CPU of the thread that woke it when it can. The main thread wakes both workers and goes
+# to sleep, so both often wake on its CPU and share it while the other CPU idles, and a
+# parallel convolution runs no faster than on one thread (a probe after each of 100 calls on a
+# 2-core VM found both workers on one CPU 3 to 81 times, depending on what ran before). Pinning
+# worker i to CPU i, once, fixes that: batch-32 training steps 25.8-26.1 ms instead of
+# 36.7-37.7; beside one or two busy processes, the same as unpinned (27.6 / 32.2 vs 27.4 / 33.4
+# ms; 58-61 vs 55-58 ms). Only the pool's workers are pinned, never the caller's thread;
+# SCRATCHNET_PIN_WORKERS=0 leaves them free.
+
+_spread = False  # spread_workers has run in this process
+
+
+@intrinsic
+def set_thread_affinity(typingctx, mask):
+    """Linux's ``sched_setaffinity(0, mask.nbytes, mask)``: the calling thread from now on runs
+    only on the CPUs whose bits are set in ``mask`` (uint64 words: CPU k is bit k % 64 of word
+    k // 64). Returns 0, or -1 if the system refused."""
+    if not (isinstance(mask, types.Array) and mask.ndim == 1 and mask.layout == "C"
+            and mask.dtype == types.uint64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        words = context.make_array(sig.args[0])(context, builder, args[0])
+        i32, i64, bytes_ = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+        setaffinity = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i32, [i32, i64, bytes_]), "sched_setaffinity")
+        size = builder.mul(words.nitems, ir.Constant(i64, 8))
+        return builder.call(setaffinity,
+                            [ir.Constant(i32, 0), size, builder.bitcast(words.data, bytes_)])
+
+    return types.int32(mask), codegen
+
+
+@njit(cache=True, parallel=True)
+def pin_workers(masks, results):
+    """Worker thread i keeps to the CPUs in ``masks[i]``; ``results[i]`` is 0 where that worked.
+    One iteration per worker: the workqueue pool hands each of its threads an equal share."""
+    for i in prange(masks.shape[0]):
+        results[i] = set_thread_affinity(masks[i])
+
+
+def spread_workers() -> None:
+    """Pin each worker thread of Numba's pool to its own CPU, once per process (see above).
+
+    Does nothing under another threading layer (OpenMP and TBB run loop iterations on the
+    calling thread too, which must stay free), off Linux, when ``SCRATCHNET_PIN_WORKERS=0``,
+    or when the process may use fewer CPUs than there are workers."""
+    global _spread
+    if _spread:
+        return
+    _spread = True
+    if (numba.config.THREADING_LAYER != "workqueue" or not hasattr(os, "sched_getaffinity")
+            or os.environ.get("SCRATCHNET_PIN_WORKERS") == "0"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = numba.get_num_threads()
+    if not 2 <= workers <= len(cpus):
+        return
+    masks = np.zeros((workers, cpus[-1] // 64 + 1), dtype=np.uint64)
+    for worker, cpu in enumerate(cpus[:workers]):
+        masks[worker, cpu // 64] = np.uint64(1) << np.uint64(cpu % 64)
+    pin_workers(masks, np.empty(workers, dtype=np.int32))
+
+
+def _after_fork_in_child() -> None:  # a forked child starts a new pool, with unpinned workers
+    global _spread
+    _spread = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @njit(cache=True)

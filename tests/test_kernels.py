@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -267,3 +268,48 @@ def test_kernels_compile_once_per_dtype_not_per_shape():
     assert len(f32) == 1, kernels.avgpool_forward.signatures
     f32 = [sig for sig in kernels.im2col.signatures if "float32" in str(sig)]
     assert len(f32) == 1, kernels.im2col.signatures
+
+
+# Run in a fresh process: the worker threads are started (and pinned) once per process.
+WORKER_PLACEMENT = """
+import json, os, sys, threading
+allowed = sorted(os.sched_getaffinity(0))
+if sys.argv[1] == "one cpu":
+    os.sched_setaffinity(0, allowed[:1])
+from scratchnet import kernels
+kernels.spread_workers()
+def cpus(text):  # "0-2,5" -> [0, 1, 2, 5]
+    out = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out += range(int(first), int(last or first) + 1)
+    return out
+placement = {}
+for tid in os.listdir("/proc/self/task"):
+    with open(f"/proc/self/task/{tid}/status") as status:
+        line = next(line for line in status if line.startswith("Cpus_allowed_list:"))
+    placement[int(tid)] = cpus(line.split(":")[1].strip())
+print(json.dumps({"main": placement.pop(threading.get_native_id()),
+                  "others": sorted(placement.values()), "allowed": allowed}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and at least 2 CPUs to place threads on")
+@pytest.mark.parametrize("case", ["default", "opted out", "one cpu"])
+def test_each_worker_thread_gets_its_own_cpu_and_the_caller_stays_free(case):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "SCRATCHNET_PIN_WORKERS": "1"}
+    env.pop("NUMBA_THREADING_LAYER", None)
+    if case == "opted out":
+        env["SCRATCHNET_PIN_WORKERS"] = "0"
+    done = subprocess.run([sys.executable, "-c", WORKER_PLACEMENT, case], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    allowed = seen["allowed"][:1] if case == "one cpu" else seen["allowed"]
+    assert seen["main"] == allowed  # the caller's thread is never pinned
+    pinned = [cpus for cpus in seen["others"] if len(cpus) == 1 and cpus != allowed]
+    if case == "default":  # two workers, two different CPUs, both allowed to the process
+        assert sorted(pinned) == [[cpu] for cpu in seen["allowed"][:2]]
+    else:  # opted out, or more workers (2) than CPUs (1): nothing pinned
+        assert pinned == []
