@@ -6,10 +6,12 @@ batch by :class:`scratchnet.Sequential` on the network input, not in every layer
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from scratchnet import kernels
 from scratchnet.base import Layer
 from scratchnet.init import RngLike, glorot_uniform, he_normal
 
@@ -88,7 +90,9 @@ class Dropout(Layer):
     forward (training):  ``mask = [u >= p] / (1 - p)`` with ``u ~ U[0, 1)``; ``y = x * mask``
     backward (training): ``dx = dout * mask``        (eval: ``y = x``, ``dx = dout``)
 
-    ``rng`` (Generator or int seed) makes the masks reproducible.
+    ``u`` is one random number per element from ``kernels.dropout_forward`` (a hash of a seed
+    and the element's index, the seed drawn from ``rng`` at each call); ``rng`` (Generator or
+    int seed) makes the masks reproducible.
     """
 
     def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
@@ -105,12 +109,12 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._mask = None
             return x
-        mask = self._new_array("mask", x.shape, x.dtype)
-        self.rng.random(x.shape, dtype=x.dtype, out=mask)
-        np.greater_equal(mask, self.p, out=mask)  # u -> [u >= p], in place
-        mask *= 1 / (1 - self.p)
-        self._mask = mask
-        return np.multiply(x, mask, out=self._new_array("y", x.shape, x.dtype))
+        x = np.ascontiguousarray(x)
+        self._mask = self._new_array("mask", x.shape, x.dtype)
+        y = self._new_array("y", x.shape, x.dtype)
+        kernels.dropout_forward(x, int(self.rng.integers(2**63)), math.ceil(self.p * 2**24),
+                                1 / (1 - self.p), self._mask, y)
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._mask is None:
