@@ -20,9 +20,10 @@ Conventions for every kernel:
   one task, ``name`` runs all tasks in parallel, ``name_serial`` one after the other (the
   twins are two tiny functions, not one compiled twice, because Numba's disk cache does not
   tell a parallel compilation from a serial one). The other kernels (padding, pooling, ReLU,
-  batch norm, Adam) move data more than they compute and run on the calling thread: on the
-  2-core machines measured, splitting them over two threads made training steps slower, not
-  faster (handing half of the data to the other core's cache costs more than the work).
+  dropout, batch norm, Adam) move data more than they compute and run on the calling thread:
+  on the 2-core machines measured, splitting them over two threads made training steps slower,
+  not faster (handing half of the data to the other core's cache costs more than the work;
+  padding on two pinned workers: batch-32 steps 27.5 / 28.2 ms vs 26.7 / 27.1 on one thread).
 
 ``cache=True`` stores the compiled code on disk, so only the very first import pays for
 compilation. Each kernel is compiled once per dtype (float32, float64), never per shape.
