@@ -2,9 +2,10 @@
 
 NumPy is fast at whole-array arithmetic and at matrix products (it hands those to BLAS), but
 slow at "gather these scattered elements" loops. Those loops live here, written as plain
-Python loops that Numba compiles to machine code (one exception, ``conv3x3_tile``, is written
-in LLVM's instructions: see why there). Each kernel is short and says what it
-computes; the layers in ``conv.py`` and ``pooling.py`` call them and own the maths around them.
+Python loops that Numba compiles to machine code (two exceptions are written in LLVM's
+instructions: ``conv3x3_tile``, see why there, and ``set_thread_affinity``, a call to the
+operating system). Each kernel is short and says what it computes; the layers in ``conv.py``,
+``pooling.py`` and the others call them and own the maths around them.
 
 Conventions for every kernel:
 

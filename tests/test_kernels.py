@@ -261,6 +261,7 @@ def test_dropout_masks_look_independent():
     assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.011
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.011
 
+
 # Run in a fresh process: the vector width is chosen when scratchnet.kernels is imported.
 WITHOUT_AVX512 = """
 import numpy as np
@@ -340,7 +341,8 @@ def test_each_worker_thread_gets_its_own_cpu_and_the_caller_stays_free(case):
     if case == "opted out":
         env["SCRATCHNET_PIN_WORKERS"] = "0"
     done = subprocess.run([sys.executable, "-c", WORKER_PLACEMENT, case], env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     allowed = seen["allowed"][:1] if case == "one cpu" else seen["allowed"]
