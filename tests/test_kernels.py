@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from scratchnet import kernels
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # subprocesses run here
+
 # ---- naive twins: the definitions, written as directly as possible ----------------------------
 
 
@@ -290,7 +292,7 @@ def test_direct_3x3_convolution_without_avx512(tmp_path):
     """The 256-bit tile of conv3x3_tile (CPUs without AVX-512), compiled for a Haswell CPU."""
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", WITHOUT_AVX512], env=env, capture_output=True,
-                          text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
 
 
@@ -342,7 +344,7 @@ def test_each_worker_thread_gets_its_own_cpu_and_the_caller_stays_free(case):
         env["SCRATCHNET_PIN_WORKERS"] = "0"
     done = subprocess.run([sys.executable, "-c", WORKER_PLACEMENT, case], env=env,
                           capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)))
+                          cwd=ROOT)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     allowed = seen["allowed"][:1] if case == "one cpu" else seen["allowed"]
