@@ -1,6 +1,6 @@
 """Real-data experiments for LivenessNet (not a test: minutes to hours on a CPU).
 
-Data: ``../shared/data/faces/<recording>/{real,fake}`` (13 recordings, see DATA.md), or
+Data: ``../shared/data/faces/<recording>/{real,fake}`` (22 recordings, see DATA.md), or
 ``--data`` / env ``LIVENESS_DATA``. Nothing here is written into the repository.
 
 Experiments (``--run``, comma-separated):
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from liveness.data import load_dataset, split_by_group
+from liveness.data import IMAGE_SUFFIXES, load_dataset, split_by_group
 from liveness.evaluate import build_report, evaluate, score_dataset
 from liveness.metrics import select_threshold
 from liveness.net import load_model
@@ -54,7 +54,8 @@ ISO = ("apcer", "bpcer", "acer", "auc")
 
 def recordings(data: Path) -> dict[str, int]:
     """{recording: number of images} for every ``<data>/<name>/{real,fake}``."""
-    return {d.name: sum(1 for _ in d.glob("*/*.png")) for d in sorted(data.iterdir())
+    return {d.name: sum(1 for f in d.glob("*/*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            for d in sorted(data.iterdir())
             if (d / "real").is_dir() and (d / "fake").is_dir()}
 
 
