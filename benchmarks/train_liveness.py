@@ -165,7 +165,7 @@ def ensemble_figures(data: Path, pool: Path, first_run: Path, overrides: dict[st
     (``threshold_at``) on the mean scores of the validation recordings.
     """
     first = config(pool, first_run, overrides)
-    pool_set = load_dataset(pool, size=first.size)
+    pool_set = load_dataset(pool, size=first.preprocessing().load_size)
     _, val_set = split_by_group(pool_set, list(first.val_groups) or None, first.val_fraction,
                                 first.seed)
     val_groups = tuple(sorted(set(val_set.groups.tolist())))
@@ -178,7 +178,7 @@ def ensemble_figures(data: Path, pool: Path, first_run: Path, overrides: dict[st
     threshold = select_threshold(val_scores, val_set.labels, first.threshold_at)
     rows = {}
     for name in test:
-        ds = load_dataset(data / name, size=first.size)
+        ds = load_dataset(data / name, size=first.preprocessing().load_size)
         scores = np.mean([score_dataset(m, ds.images) for m in models], axis=0)
         r = build_report(scores, ds.labels, threshold)
         rows[name] = {k: r[k] for k in (*ISO, "eer", "accuracy", "n_real", "n_fake")}

@@ -8,7 +8,7 @@ Per frame::
 
     capture   ok, frame = source.read()
     detect    boxes = detector.detect(frame)          (every ``detect_every`` frames)
-    infer     x = preprocess_faces(frame, boxes, model.preprocessing)   (N, 3, S, S)
+    infer     x = preprocess_faces(frame, boxes, model.preprocessing)   (N * V, 3, S, S)
               raw = model.scores(x)                   P(real), all faces in ONE forward pass
               tracker: match boxes to last frame's faces by IoU, smooth each face's score
     draw      box + "real 0.93" coloured by decision, FPS and stage times in the corner
@@ -510,8 +510,8 @@ def run_demo(
 def warm_up(model: Scorer) -> None:
     """One forward pass on a blank face, so loading/compiling the Numba kernels (~0.3 s)
     is not counted as the first frame's inference time."""
-    size = model.preprocessing.size
-    model.scores(np.zeros((1, 3, size, size), np.float32))
+    pp = model.preprocessing
+    model.scores(np.zeros((pp.views, 3, pp.size, pp.size), np.float32))
 
 
 def _record(summary: DemoSummary, tracks: list[Track]) -> dict[str, Any]:

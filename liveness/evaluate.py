@@ -30,7 +30,7 @@ from liveness.data import load_dataset
 from liveness.errors import UserError
 from liveness.net import CLASSES, LivenessModel, load_model
 from liveness.plots import plot_confusion, plot_roc
-from liveness.preprocess import normalize
+from liveness.preprocess import network_input
 from scratchnet.io import atomic_write
 
 REPORT_FILES = ("report.json", "report.txt", "confusion.png", "roc.png")
@@ -146,9 +146,9 @@ def write_report(out_dir: str | Path, scores: np.ndarray, labels: np.ndarray, th
 
 
 def score_dataset(model: LivenessModel, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(real) for dataset images in [0, 1] (as ``load_dataset`` returns them)."""
-    x = normalize(images, model.preprocessing.normalization)
-    return model.scores(x, batch_size=batch_size)
+    """P(real) for dataset images in [0, 1] at the model's ``load_size`` (as ``load_dataset``
+    returns them)."""
+    return model.scores(network_input(images, model.preprocessing), batch_size=batch_size)
 
 
 def evaluate(model_path: str | Path, dataset: str | Path, threshold: float | None = None,
@@ -158,7 +158,7 @@ def evaluate(model_path: str | Path, dataset: str | Path, threshold: float | Non
     if not Path(dataset).is_dir():
         raise UserError(f"dataset folder {dataset} not found; point to a folder with real/ and "
                         "fake/ subfolders (see `liveness gather` or `liveness synth`)")
-    ds = load_dataset(dataset, size=model.preprocessing.size)
+    ds = load_dataset(dataset, size=model.preprocessing.load_size)
     scores = score_dataset(model, ds.images)
     t = model.threshold if threshold is None else threshold
     if out_dir is None:

@@ -57,9 +57,16 @@ class LivenessModel:
     preprocessing: Preprocessing
     threshold: float = 0.5
 
+    def probabilities(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 2) class probabilities for the network input of N faces, ``x`` (N * V, 3, S, S)
+        with V = ``preprocessing.views`` consecutive rows per face (see ``preprocess``): the
+        mean of the network's softmax outputs over each face's V views."""
+        probs = self.net.predict(x, batch_size=batch_size)
+        return probs.reshape(-1, self.preprocessing.views, probs.shape[1]).mean(axis=1)
+
     def scores(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """P(real) for a preprocessed batch (N, 3, size, size)."""
-        return self.net.predict(x, batch_size=batch_size)[:, REAL]
+        """P(real) for the network input of N faces (as :meth:`probabilities`)."""
+        return self.probabilities(x, batch_size)[:, REAL]
 
     def score_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
         """P(real) for face crops (BGR uint8), preprocessed exactly as in training."""

@@ -7,6 +7,13 @@ travel inside the model file (:meth:`Preprocessing.to_dict`).
 Steps: crop the face box with a margin (frames only) -> resize to ``size`` x ``size`` ->
 BGR to RGB, scale to [0, 1], NCHW float32 (:func:`to_input`) -> [augmentation, training only]
 -> normalise (:func:`normalize`).
+
+Patch mode (``face_size > 0``, the "patch-based CNN" of Atoum et al., IJCB 2017): the face is
+resized to ``face_size`` x ``face_size`` instead, so it keeps more of the texture that tells
+skin from a screen (moire, pixel grid, glare), and the network sees ``size`` x ``size``
+patches of it: one random patch per face in each training batch (:func:`random_patches`),
+and a fixed ``grid`` x ``grid`` of patches at use time (:func:`grid_patches`), whose P(real)
+are averaged into the face's score. Each face then has ``views`` consecutive network inputs.
 """
 
 from __future__ import annotations
@@ -31,11 +38,17 @@ class Preprocessing:
     normalization: ``"unit"`` keeps pixels in [0, 1]; ``"standardize"`` makes each image
         zero-mean, unit-variance (removes global brightness/contrast differences between
         cameras and rooms).
+    face_size: 0 feeds the whole face resized to ``size``; a larger number resizes the face
+        to ``face_size`` and feeds ``size`` x ``size`` patches of it (patch mode).
+    grid: patch mode only: the face's score is the mean over ``grid`` x ``grid`` patches,
+        evenly spaced from corner to corner.
     """
 
     size: int = 32
     margin: float = 0.0
     normalization: str = "unit"
+    face_size: int = 0
+    grid: int = 3
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -43,13 +56,27 @@ class Preprocessing:
                              f"got {self.normalization!r}")
         if self.size < 4 or self.margin < 0:
             raise ValueError(f"need size >= 4 and margin >= 0, got {self.size}, {self.margin}")
+        if self.face_size and (self.face_size <= self.size or self.grid < 1):
+            raise ValueError(f"patch mode needs face_size > size ({self.size}) and grid >= 1, "
+                             f"got face_size {self.face_size}, grid {self.grid}")
+
+    @property
+    def load_size(self) -> int:
+        """The side a face crop is resized to first (``face_size`` in patch mode)."""
+        return self.face_size or self.size
+
+    @property
+    def views(self) -> int:
+        """Network inputs per face: ``grid**2`` patches in patch mode, else 1."""
+        return self.grid ** 2 if self.face_size else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(**{k: d[k] for k in ("size", "margin", "normalization") if k in d})
+        names = ("size", "margin", "normalization", "face_size", "grid")
+        return cls(**{k: d[k] for k in names if k in d})
 
 
 def crop_face(frame_bgr: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarray:
@@ -86,9 +113,34 @@ def normalize(x: np.ndarray, normalization: str) -> np.ndarray:
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
+def grid_patches(faces: np.ndarray, size: int, grid: int) -> np.ndarray:
+    """(N, C, F, F) faces -> (N * grid**2, C, size, size): each face's ``grid`` x ``grid``
+    patches, row by row, evenly spaced from the top-left to the bottom-right corner (one
+    centred patch for ``grid=1``). With F = grid * size they tile the face exactly."""
+    room = faces.shape[-1] - size
+    starts = np.rint(np.linspace(0, room, grid)).astype(int) if grid > 1 else [room // 2]
+    patches = [faces[:, :, r:r + size, c:c + size] for r in starts for c in starts]
+    return np.stack(patches, axis=1).reshape(-1, faces.shape[1], size, size)
+
+
+def random_patches(faces: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``size`` x ``size`` patch per face at a uniformly random position (training)."""
+    room = faces.shape[-1] - size
+    rows, cols = rng.integers(0, room + 1, (2, len(faces)))
+    return np.stack([f[:, r:r + size, c:c + size] for f, r, c in zip(faces, rows, cols,
+                                                                       strict=True)])
+
+
+def network_input(faces: np.ndarray, pp: Preprocessing) -> np.ndarray:
+    """Faces in [0, 1] at ``pp.load_size`` -> normalised network input, ``pp.views`` per face."""
+    views = grid_patches(faces, pp.size, pp.grid) if pp.face_size else faces
+    return normalize(views, pp.normalization)
+
+
 def preprocess(images_bgr: list[np.ndarray] | np.ndarray, pp: Preprocessing) -> np.ndarray:
-    """Face crops (BGR uint8) -> network input, exactly as at training time (minus augmentation)."""
-    return normalize(to_input(images_bgr, pp.size), pp.normalization)
+    """Face crops (BGR uint8) -> network input, exactly as at training time (minus augmentation):
+    ``pp.views`` consecutive rows per face."""
+    return network_input(to_input(images_bgr, pp.load_size), pp)
 
 
 def preprocess_faces(frame_bgr: np.ndarray, boxes: list[Box], pp: Preprocessing) -> np.ndarray:

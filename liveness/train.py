@@ -11,71 +11,11 @@ The loop, one epoch at a time, so that every epoch ends in a usable checkpoint::
     threshold <- validation scores ("eer" point or a "bpcer=0.05" budget), not blindly 0.5
     model.npz, history.json, curves.png, report.json/.txt, confusion.png, roc.png
 
-The training pipeline is the shared one: ``to_input`` (done by the loader) -> augmentation
-(training batches only) -> ``normalize`` with the model's setting, so evaluate and demo see
-exactly what training saw.
+The training pipeline is the shared one: ``to_input`` (done by the loader) -> [a random patch
+per face, patch mode] -> augmentation (training batches only) -> ``normalize`` with the model's
+setting; validation, evaluate and demo use ``network_input``, so they see what training saw.
 
-Why the defaults (``benchmarks/train_liveness.py --run lro``: 13 real recordings in 4 folds,
-mean ACER over the recordings never seen in training; lower is better):
-
-    defaults: standardize, jitter 0.2, balance per recording,     33.0% (seeds 1, 2: 34.3%,
-              early stopping, threshold at the validation EER       31.4%)
-    the tutorial's way: [0, 1] inputs, no balance, Adam 1e-4,     36.0% (seed 1: 36.9%)
-              batch 8, 5 epochs, threshold 0.5
-    threshold 0.5 instead of the validation EER                    41.2%
-    normalization "unit" ([0, 1]) instead of "standardize"         38.3%
-    balance "class" instead of "group"                             39.8%
-    jitter 0 / 0.4 instead of 0.2                                  35.2% / 41.0%
-    3 epochs without early stopping                                33.2%
-
-These are single runs, and a single run is noisier than most of these differences: it is
-deterministic for one code version and seed, but a change in the kernels' floating-point
-summation order alone moved the defaults' seed-0 figure between 23.5% and 38.9%. With the code
-fixed (commit df05b5d), seeds 0-6 give the defaults 34.0% (28.4-41.3%, sd 4.9 points; mean
-AUC 0.755), so compare settings over several seeds (``--set seed=N``). Tried that way and not
-kept (mean ACER; the defaults on the same seeds in brackets):
-
-    synthetic replay fakes: half of the real training faces also   33.5% (34.0%), seeds 0-6;
-              shown on a simulated screen (liveness.synthetic)      AUC 0.781 (0.755), max
-              and labelled fake                                     ACER 62.5% (58.8%)
-    the same for every real training face                          37.1% (35.5%), seeds 0, 1
-    YCrCb input instead of RGB                                     36.3% (35.5%), seeds 0, 1
-
-Two seeds each while the kernels were changing (the defaults then: 23.5-34.7%): HSV input
-37.0%, random shrink-and-enlarge (blur) of both classes by up to half 40.6%, lr 3e-4 39.8%,
-only the central 70% of each crop 35.0%. Averaging the scores of each face and its mirror
-image changed nothing (23.5% -> 23.5%, 33.0% -> 33.7%).
-
-Seeds 0-6 with the code of commit 195af98, where the defaults give 34.8% (sd 5.6, AUC 0.723);
-d = mean paired difference per seed, with its standard error. None beats the defaults by
-two standard errors, so none is kept:
-
-    epochs 2, no early stopping            32.4%  d -2.4 (se 1.9)  AUC 0.771
-    early stopping on val_auc              34.0%  d -0.8 (se 1.7)  AUC 0.756
-    per-channel standardisation            34.3%  d -0.5 (se 3.5)  AUC 0.741
-    grey input (luminance x 3), seeds 0-2  44.0%  d +14.3 (se 1.7) AUC 0.659
-    every recording and class resampled    33.8%  d -1.0 (se 3.2)  AUC 0.786
-      to the median count per epoch
-    seed ensembles (benchmarks/train_liveness.py --members K: mean P(real) of K models on
-    the same split): K = 2 34.5%, d -0.3 (se 2.1), AUC 0.775; K = 3 32.5%, d -2.3 (se 2.8),
-    AUC 0.789; with epochs 2, K = 3 33.2%, d -1.6 (se 2.2), AUC 0.801
-
-An ensemble of 3 is 3.1 points (se 0.7) below the mean of its own three members alone
-(34.8%, 36.5%, 35.5%) and varies less over seeds (sd 3.7 instead of 5.6). It ranks faces
-better than it decides them: its mean per-recording EER is 25.1% (single models 30.9%), its
-ACER 32.5%, because the threshold set on the validation recordings transfers poorly.
-
-With the kernels after that (defaults 34.1%, sd 4.6, seeds 0-6): colour/brightness jitter 0.4
-instead of 0.2 gave 35.3%, d +1.2 (se 1.7), AUC 0.722. Leaving one recording out at a time
-(13 folds: 12 recordings for training and validation instead of ~9-10) gave 35.9% on seeds 0-2
-against 32.9% with 4 folds (AUC 0.786 vs 0.772): more recordings of this kind did not help.
-
-With the register-tiled convolution kernel (commit 8eebc19; its float32 sums run in another
-order, and the defaults moved to 35.7%, sd 2.9, AUC 0.731, seeds 0-6): 64x64 input instead of
-32x32 (the crops are up to 112 px, so finer texture reaches the network; 4x the compute) gave
-34.4%, d -1.2 (se 2.7), AUC 0.776, max 52.1%, 9 recordings above 30%: a better ranking again,
-not better decisions, and LivenessNet's input stays 32x32. 48x48 on seeds 0-2: 34.9%, the same
-as the defaults on those seeds (34.9%).
+Why these defaults, and what else was measured: ``docs/experiments.md``.
 
 Validation is always whole recordings other than the training ones, which is what makes its
 loss (early stopping) and its EER threshold mean something for a new recording.
@@ -104,7 +44,13 @@ from liveness.evaluate import write_report
 from liveness.metrics import auc, eer, parse_threshold_rule, select_threshold
 from liveness.net import CLASSES, LivenessModel, build_livenessnet
 from liveness.plots import plot_curves
-from liveness.preprocess import NORMALIZATIONS, Preprocessing, normalize
+from liveness.preprocess import (
+    NORMALIZATIONS,
+    Preprocessing,
+    network_input,
+    normalize,
+    random_patches,
+)
 from scratchnet.io import atomic_write
 from scratchnet.model import batch_slices
 
@@ -131,12 +77,19 @@ class TrainConfig:
     size: int = 32
     margin: float = 0.0  # the margin the crops were cut with (recorded for the demo)
     normalization: str = "standardize"
+    face_size: int = 0  # > size: patch mode (see liveness.preprocess), faces resized to this
+    grid: int = 3  # patch mode: grid x grid patches scored per face
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
     balance: str = "group"  # "group": real = fake within each recording; "class"; "none"
     early_stopping: int = 2  # patience in epochs (0 = off)
     monitor: str = "val_loss"  # or "val_auc"
     threshold_at: str = "eer"  # "eer", "bpcer=0.05" or a fixed number such as "0.5"
+
+    def preprocessing(self) -> Preprocessing:
+        """What the model file records, so evaluate and demo feed the net as training did."""
+        return Preprocessing(self.size, self.margin, self.normalization, self.face_size,
+                             self.grid)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -177,9 +130,10 @@ def load_split(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
         if path is not None and not Path(path).is_dir():
             raise UserError(f"dataset folder {path} not found; point to a folder with real/ and "
                             "fake/ subfolders (see `liveness gather` or `liveness synth`)")
-    ds = load_dataset(cfg.dataset, size=cfg.size)
+    size = cfg.preprocessing().load_size
+    ds = load_dataset(cfg.dataset, size=size)
     if cfg.val is not None:
-        train, val = ds, load_dataset(cfg.val, size=cfg.size)
+        train, val = ds, load_dataset(cfg.val, size=size)
     else:
         split = cfg.split
         if split == "auto":
@@ -220,11 +174,14 @@ def balanced_order(labels: np.ndarray, groups: np.ndarray, balance: str,
 
 
 def make_transform(cfg: TrainConfig) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-    """The per-batch training transform: augmentation (if on), then the model's normalisation."""
+    """The per-batch training transform: a random patch of each face (patch mode), then
+    augmentation (if on), then the model's normalisation."""
     augment = Augmenter(brightness=cfg.jitter, contrast=cfg.jitter, color=cfg.jitter) \
         if cfg.augment else None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if cfg.face_size:
+            x = random_patches(x, cfg.size, rng)
         return normalize(augment(x, rng) if augment else x, cfg.normalization)
 
     return transform
@@ -254,14 +211,16 @@ class _ProgressBar(sn.Callback):
         return False
 
 
-def validation_figures(net: sn.Sequential, x_val: np.ndarray, y_val: np.ndarray
+def validation_figures(model: LivenessModel, x_val: np.ndarray, y_val: np.ndarray
                        ) -> tuple[dict[str, float], np.ndarray]:
     """Loss, accuracy (argmax), ROC AUC and EER on the validation set, and its P(real) scores.
 
-    The loss is the mean cross-entropy of the predicted probabilities,
-    ``-mean(log p[i, y_i])``, the same quantity ``fit`` minimises.
+    ``x_val`` is the network input of the validation faces (``network_input``). The loss is
+    the mean cross-entropy of the predicted probabilities, ``-mean(log p[i, y_i])``, the
+    quantity ``fit`` minimises (in patch mode, of each face's probabilities averaged over its
+    patches).
     """
-    probs = net.predict(x_val)
+    probs = model.probabilities(x_val)
     p_true = probs[np.arange(len(y_val)), y_val]
     scores = probs[:, CLASSES.index("real")]
     figures = {"val_loss": float(-np.mean(np.log(np.maximum(p_true, 1e-12)))),
@@ -371,9 +330,10 @@ def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbos
     rng = np.random.default_rng(cfg.seed)
     order = balanced_order(train_set.labels, train_set.groups, cfg.balance, rng)
     x_train, y_train = train_set.images[order], train_set.labels[order]
-    x_val, y_val = normalize(val_set.images, cfg.normalization), val_set.labels
+    x_val, y_val = network_input(val_set.images, cfg.preprocessing()), val_set.labels
 
     net = build_livenessnet(cfg.size, plain=cfg.plain, seed=cfg.seed)
+    model = LivenessModel(net, cfg.preprocessing())
     optimizer = sn.Adam(net.parameters(), lr=cfg.lr)
     history: dict[str, list[float]] = {}
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None, "stopped": False}
@@ -402,7 +362,7 @@ def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbos
             epoch += 1
             row = _one_epoch(net, optimizer, x_train, y_train, transform, cfg, epoch,
                              [_ProgressBar(epoch, cfg.epochs, n_batches, verbose), *callbacks])
-            row |= validation_figures(net, x_val, y_val)[0]
+            row |= validation_figures(model, x_val, y_val)[0]
             for k, v in row.items():
                 history.setdefault(k, []).append(float(v))
             say(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  acc "
@@ -425,17 +385,16 @@ def train(cfg: TrainConfig, *, force: bool = False, resume: bool = False, verbos
         raise
     if best_weights is not None:
         net.load_state_dict(best_weights)
-    return _finish(cfg, net, history, state, x_val, y_val, val_set.groups, say)
+    return _finish(cfg, model, history, state, x_val, y_val, val_set.groups, say)
 
 
-def _finish(cfg: TrainConfig, net: sn.Sequential, history: dict[str, list[float]],
+def _finish(cfg: TrainConfig, model: LivenessModel, history: dict[str, list[float]],
             state: dict[str, Any], x_val: np.ndarray, y_val: np.ndarray, groups: np.ndarray,
             say: Callable[..., None]) -> LivenessModel:
     """Set the threshold on validation scores and write model, history, curves and report."""
     out = Path(cfg.out)
-    _, scores = validation_figures(net, x_val, y_val)
-    threshold = select_threshold(scores, y_val, cfg.threshold_at)
-    model = LivenessModel(net, Preprocessing(cfg.size, cfg.margin, cfg.normalization), threshold)
+    _, scores = validation_figures(model, x_val, y_val)
+    threshold = model.threshold = select_threshold(scores, y_val, cfg.threshold_at)
     model.save(out / "model.npz", training=cfg.to_dict(), epochs_trained=state["epoch"],
                best_epoch=state["best_epoch"])
     with atomic_write(out / "history.json", "w") as f:
@@ -490,6 +449,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plain", action="store_true", default=None,
                         help="LivenessNet without batch norm and dropout")
     parser.add_argument("--size", type=int, help=f"input side in pixels, default {d.size}")
+    parser.add_argument("--face-size", type=int, metavar="PIXELS",
+                        help="patch mode: resize each face to PIXELS (> --size) and train on "
+                             "random --size patches of it; a face's score is the mean over a "
+                             f"--grid x --grid of patches (default {d.face_size}: off)")
+    parser.add_argument("--grid", type=int, help=f"patch mode: patches per side, default {d.grid}")
     parser.add_argument("--margin", type=float,
                         help="crop margin the dataset was gathered with (stored for the demo)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS,

@@ -9,9 +9,12 @@ from liveness.faces import Box
 from liveness.preprocess import (
     Preprocessing,
     crop_face,
+    grid_patches,
+    network_input,
     normalize,
     preprocess,
     preprocess_faces,
+    random_patches,
     to_input,
 )
 
@@ -63,3 +66,50 @@ def test_preprocess_faces_equals_preprocess_of_the_crops():
     pp = Preprocessing(size=8, margin=0.2)
     expected = preprocess([crop_face(f, b, 0.2) for b in boxes], pp)
     np.testing.assert_array_equal(preprocess_faces(f, boxes, pp), expected)
+
+
+def faces(n=2, side=12) -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 1, (n, 3, side, side)).astype(np.float32)
+
+
+def test_grid_patches_tile_the_face_row_by_row():
+    f = faces(side=12)
+    patches = grid_patches(f, 4, 3).reshape(2, 3, 3, 3, 4, 4)  # (face, row, col, C, 4, 4)
+    tiled = patches.transpose(0, 3, 1, 4, 2, 5).reshape(2, 3, 12, 12)
+    np.testing.assert_array_equal(tiled, f)
+
+
+def test_grid_patches_overlap_from_corner_to_corner_and_one_is_centred():
+    f = faces(side=10)
+    p = grid_patches(f, 4, 3).reshape(2, 9, 3, 4, 4)
+    np.testing.assert_array_equal(p[:, 0], f[:, :, 0:4, 0:4])
+    np.testing.assert_array_equal(p[:, 4], f[:, :, 3:7, 3:7])  # rint(linspace(0, 6, 3)) = 0, 3, 6
+    np.testing.assert_array_equal(p[:, 8], f[:, :, 6:10, 6:10])
+    np.testing.assert_array_equal(grid_patches(f, 4, 1), f[:, :, 3:7, 3:7])
+
+
+def test_random_patches_are_windows_of_their_own_face_at_varied_places():
+    f = faces(n=64, side=8)
+    p = random_patches(f, 5, np.random.default_rng(0))
+    assert p.shape == (64, 3, 5, 5)
+    places = set()
+    for face, patch in zip(f, p, strict=True):
+        hits = [(r, c) for r in range(4) for c in range(4)
+                if np.array_equal(face[:, r:r + 5, c:c + 5], patch)]
+        assert len(hits) == 1
+        places.add(hits[0])
+    assert len(places) >= 12  # 16 places possible; 64 uniform draws miss few of them
+
+
+def test_patch_mode_settings():
+    pp = Preprocessing(size=8, normalization="standardize", face_size=24, grid=2)
+    assert (pp.load_size, pp.views) == (24, 4)
+    assert Preprocessing.from_dict(pp.to_dict()) == pp
+    assert (Preprocessing(size=8).load_size, Preprocessing(size=8).views) == (8, 1)
+    with pytest.raises(ValueError, match="face_size > size"):
+        Preprocessing(size=8, face_size=8)
+    x = network_input(faces(n=3, side=24), pp)
+    assert x.shape == (12, 3, 8, 8)  # 4 consecutive views per face, each standardised
+    np.testing.assert_allclose(x.mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    crops = [frame(30, 20), frame(50, 50)]
+    assert preprocess(crops, pp).shape == (8, 3, 8, 8)

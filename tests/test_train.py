@@ -142,3 +142,15 @@ def test_separate_validation_folder_and_split_by_recording(synth_dir, tmp_path):
     train(tiny(parent, tmp_path / "group", epochs=1, val_groups=("bob",)), verbose=False)
     report = json.loads((tmp_path / "group" / "report.json").read_text())
     assert (report["n_real"], report["n_fake"]) == (16, 16)  # all of bob, none of alice
+
+
+def test_patch_mode_trains_and_scores_each_face_by_its_mean_patch(synth_dir, tmp_path):
+    model = train(tiny(synth_dir, tmp_path / "run", size=8, face_size=16, grid=2), verbose=False)
+    assert (model.preprocessing.face_size, model.preprocessing.grid) == (16, 2)
+    loaded = load_model(tmp_path / "run" / "model.npz")
+    assert loaded.preprocessing == model.preprocessing
+    x = np.random.default_rng(0).normal(size=(12, 3, 8, 8)).astype(np.float32)  # 3 faces
+    per_patch = loaded.net.predict(x)[:, 1].reshape(3, 4)
+    np.testing.assert_allclose(loaded.scores(x), per_patch.mean(axis=1), rtol=1e-6)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["n_real"] + report["n_fake"] == 8  # faces, not patches, are counted
