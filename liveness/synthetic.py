@@ -463,6 +463,58 @@ def replay(content: np.ndarray, quad: np.ndarray, room: np.ndarray,
     return out
 
 
+def halftone(cmy: np.ndarray, period: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage of each channel (float, 0 = paper) printed as a halftone screen.
+
+    Channel k is compared with a dot screen ``s(u, v) = 0.5 + 0.25 (cos 2 pi u/period +
+    cos 2 pi v/period)`` in coordinates (u, v) rotated by the channel's screen angle (15, 75
+    and 0 degrees plus a random offset, as colour printers do to avoid moire between inks):
+    ink where coverage > s, paper elsewhere, so a 40% grey becomes dots covering ~40%.
+    """
+    h, w = cmy.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty_like(cmy)
+    turn = rng.uniform(0, 90)
+    for k, angle in enumerate((15.0, 75.0, 0.0)):
+        a = math.radians(angle + turn)
+        u = (xs * math.cos(a) + ys * math.sin(a)) * (2 * math.pi / period)
+        v = (ys * math.cos(a) - xs * math.sin(a)) * (2 * math.pi / period)
+        screen = 0.5 + 0.25 * (np.cos(u) + np.cos(v))
+        out[..., k] = cmy[..., k] > screen
+    return out
+
+
+def print_attack(face_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A face crop (BGR uint8) printed on paper and held up to the camera: a simulated print
+    attack, for measuring a model on an attack type the shared recordings do not have.
+
+    Printer: colours pulled towards grey (saturation x U(0.6, 0.9)), tones mapped between ink
+    black (U(0.06, 0.2)) and paper white (U(0.8, 0.95)), a halftone screen (period U(2.5, 4)
+    px), blurred and mixed with the continuous tone (the camera does not resolve every dot),
+    and paper grain. Then the sheet: lit unevenly (a linear gradient of up to +-25% across
+    it), slightly tilted (corners moved by up to 4% of the side), and shot by :func:`camera`.
+    """
+    img = face_bgr.astype(np.float32) / 255
+    h, w = img.shape[:2]
+    grey = img.mean(axis=2, keepdims=True)
+    img = grey + rng.uniform(0.6, 0.9) * (img - grey)
+    ink, paper = rng.uniform(0.06, 0.2), rng.uniform(0.8, 0.95)
+    dots = cv2.GaussianBlur(1 - halftone(1 - img, rng.uniform(2.5, 4.0), rng), (0, 0),
+                            rng.uniform(0.5, 0.9))
+    mix = np.float32(rng.uniform(0.15, 0.4))
+    img = ink + (paper - ink) * (mix * dots + (1 - mix) * img)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.8)
+    img *= (1 + rng.uniform(0.01, 0.04) * grain)[..., None]
+    gx, gy = rng.uniform(-0.25, 0.25, 2)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    img *= (1 + gx * (xs / w - 0.5) * 2 + gy * (ys / h - 0.5) * 2)[..., None]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = (corners + rng.uniform(-0.04, 0.04, (4, 2)) * (w, h)).astype(np.float32)
+    img = cv2.warpPerspective(img, cv2.getPerspectiveTransform(corners, moved), (w, h),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return camera(img.astype(np.float32), rng)
+
+
 # ---------------------------------------------------------------- samples, dataset, videos
 
 FRAME = 176  # side of the square camera frame a dataset sample is cut from

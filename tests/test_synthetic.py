@@ -101,3 +101,26 @@ def test_real_and_fake_faces_have_the_same_size(seed):
             sizes.append(f[0].w / r[0].w)
     assert len(sizes) >= 6
     assert 0.8 < np.median(sizes) < 1.25
+
+
+@pytest.mark.parametrize("coverage", [0.1, 0.4, 0.75])
+def test_halftone_covers_the_tone_it_prints(coverage):
+    flat = np.full((64, 64, 3), coverage, np.float32)
+    dots = synthetic.halftone(flat, 4.0, np.random.default_rng(0))
+    assert set(np.unique(dots)) <= {0.0, 1.0}
+    np.testing.assert_allclose(dots.mean(axis=(0, 1)), coverage, atol=0.08)
+
+
+def test_print_attack_is_a_duller_copy_of_the_same_face():
+    rng = np.random.default_rng(0)
+    face = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (96, 96),
+                      interpolation=cv2.INTER_CUBIC)
+    printed = synthetic.print_attack(face, np.random.default_rng(1))
+    assert printed.shape == face.shape and printed.dtype == np.uint8
+    again = synthetic.print_attack(face, np.random.default_rng(1))
+    np.testing.assert_array_equal(printed, again)  # seeded
+    # ink and paper compress the tone range, and the print still shows the same picture
+    assert printed.astype(float).std() < 0.9 * face.astype(float).std()
+    small = [cv2.resize(im, (8, 8), interpolation=cv2.INTER_AREA).astype(float).ravel()
+             for im in (face, printed)]
+    assert np.corrcoef(*small)[0, 1] > 0.8
