@@ -8,7 +8,8 @@ fill). Each sample i gets its own random affine map, composed for the whole batc
     M_i = T(c + t_i) . R(theta_i) . S(s_i) . Z(zx_i, zy_i) . F(f_i) . T(-c)
 
     T(v)  translation by v          c = ((W-1)/2, (H-1)/2), the image centre
-    R     rotation by theta ~ U(-rotation, rotation) degrees
+    R     rotation by theta ~ U(-rotation, rotation) degrees, plus k * 90 degrees with k
+          uniform in {0, 1, 2, 3} when ``quarter_turns`` is on
     S     shear [[1, s], [0, 1]], s ~ U(-shear, shear)   (x' = x + s*y)
     Z     zoom diag(zx, zy), zx, zy ~ U(1-zoom, 1+zoom) independently (as Keras)
     F     diag(f, 1), f = -1 with probability 1/2 (horizontal flip) else 1
@@ -66,6 +67,7 @@ class Augmenter:
     shift: float = 0.2
     shear: float = 0.15
     flip: bool = True
+    quarter_turns: bool = False
     brightness: float = 0.0
     contrast: float = 0.0
     color: float = 0.0
@@ -73,7 +75,10 @@ class Augmenter:
     def matrices(self, n: int, height: int, width: int,
                  rng: np.random.Generator) -> np.ndarray:
         """The (n, 3, 3) maps M_i from input to output pixel coordinates."""
-        theta = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n))
+        degrees = rng.uniform(-self.rotation, self.rotation, n)
+        if self.quarter_turns:
+            degrees += 90 * rng.integers(0, 4, n)
+        theta = np.deg2rad(degrees)
         zx, zy = rng.uniform(1 - self.zoom, 1 + self.zoom, (2, n))
         s = rng.uniform(-self.shear, self.shear, n)
         tx, ty = rng.uniform(-self.shift, self.shift, (2, n)) * np.array([[width], [height]])

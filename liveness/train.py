@@ -81,6 +81,7 @@ class TrainConfig:
     grid: int = 3  # patch mode: grid x grid patches scored per face
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
+    quarter_turns: bool = False  # also rotate training faces by random multiples of 90 degrees
     balance: str = "group"  # "group": real = fake within each recording; "class"; "none"
     early_stopping: int = 2  # patience in epochs (0 = off)
     monitor: str = "val_loss"  # or "val_auc"
@@ -176,8 +177,8 @@ def balanced_order(labels: np.ndarray, groups: np.ndarray, balance: str,
 def make_transform(cfg: TrainConfig) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
     """The per-batch training transform: a random patch of each face (patch mode), then
     augmentation (if on), then the model's normalisation."""
-    augment = Augmenter(brightness=cfg.jitter, contrast=cfg.jitter, color=cfg.jitter) \
-        if cfg.augment else None
+    augment = Augmenter(quarter_turns=cfg.quarter_turns, brightness=cfg.jitter,
+                        contrast=cfg.jitter, color=cfg.jitter) if cfg.augment else None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if cfg.face_size:
@@ -462,6 +463,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train without augmentation")
     parser.add_argument("--jitter", type=float,
                         help=f"brightness/contrast/colour jitter, default {d.jitter}")
+    parser.add_argument("--quarter-turns", action="store_true", default=None,
+                        help="augmentation also turns faces by random multiples of 90 degrees "
+                             "(for recordings whose faces are stored rotated)")
     parser.add_argument("--balance", choices=BALANCES,
                         help="oversample the smaller class within each recording (group), "
                              f"over the whole set (class), or not (none); default {d.balance}")

@@ -108,3 +108,16 @@ def test_augment_preview_writes_a_grid(tmp_path, capsys):
 def test_bad_shapes_are_refused(shape):
     with pytest.raises(ValueError, match="N, C<=4, H, W"):
         Augmenter()(np.zeros(shape, np.float32), 0)
+
+
+def test_quarter_turns_rotate_square_faces_exactly_by_multiples_of_90_degrees():
+    x = np.random.default_rng(0).uniform(0, 1, (40, 3, 9, 9)).astype(np.float32)
+    turns = Augmenter(rotation=0, zoom=0, shift=0, shear=0, flip=False, quarter_turns=True)
+    y = turns(x, 3)
+    seen = set()
+    for before, after in zip(x, y, strict=True):
+        k = [k for k in range(4)
+             if np.allclose(np.rot90(before, k, axes=(1, 2)), after, atol=1e-5)]
+        assert len(k) == 1
+        seen.add(k[0])
+    assert seen == {0, 1, 2, 3}
