@@ -11,7 +11,8 @@ paper   The paper's protocol: one recording (the tutorial's own, ``pyis_orig``),
 lro     Leave recordings out, the honest number: recordings are dealt into ``--folds`` folds;
         for each fold, train on the other recordings (a few of them held back as validation
         for early stopping and the threshold) and evaluate on the fold's recordings, which the
-        model never saw. Reports APCER/BPCER/ACER/AUC per held-out recording.
+        model never saw. Reports APCER/BPCER/ACER/AUC per held-out recording, and the mean
+        ACER of the recordings of several people (``MULTI_PERSON``) apart from the others.
 all     The default model trained on all recordings (what the README's command produces).
 
 Any training setting can be changed with ``--set key=value`` (``TrainConfig`` fields), which
@@ -49,6 +50,8 @@ from scratchnet.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_RECORDING = "pyis_orig"
+# Recordings of several people (../shared/DATA.md); the others show one person each.
+MULTI_PERSON = frozenset({"neonipun", "nuredinali", "shubhamlala", "sivakumar", "viguardieiro"})
 ISO = ("apcer", "bpcer", "acer", "auc")
 
 
@@ -101,12 +104,21 @@ def print_table(title: str, rows: dict[str, dict[str, Any]]) -> dict[str, float]
         print(f"{name:>14} {n:5d} {r['apcer']:7.1%} {r['bpcer']:7.1%} {r['acer']:7.1%} "
               f"{r['auc']:6.3f}")
     acer = np.array([r["acer"] for r in rows.values()])
+    multi = np.array([name in MULTI_PERSON for name in rows])
     summary = {"mean_acer": float(acer.mean()), "max_acer": float(acer.max()),
                "mean_auc": float(np.mean([r["auc"] for r in rows.values()])),
-               "n_above_30pct": int((acer > 0.30).sum())}
+               "mean_eer": float(np.mean([r["eer"] for r in rows.values()])),
+               "n_above_30pct": int((acer > 0.30).sum()),
+               "mean_acer_multi_person": float(acer[multi].mean()) if multi.any() else None,
+               "mean_acer_one_person": float(acer[~multi].mean()) if (~multi).any() else None}
     print(f"{'mean':>14} {'':5} {'':7} {'':7} {summary['mean_acer']:7.1%} "
           f"{summary['mean_auc']:6.3f}   max ACER {summary['max_acer']:.1%}, "
-          f"{summary['n_above_30pct']} recording(s) above 30%")
+          f"{summary['n_above_30pct']} recording(s) above 30%; mean EER "
+          f"{summary['mean_eer']:.1%}")
+    for label, part in (("several people", multi), ("one person", ~multi)):
+        if part.any():
+            print(f"{label:>14} {'':5} {'':7} {'':7} {acer[part].mean():7.1%}   "
+                  f"({part.sum()} recordings)")
     return summary
 
 
