@@ -60,9 +60,13 @@ class LivenessModel:
     def probabilities(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, 2) class probabilities for the network input of N faces, ``x`` (N * V, 3, S, S)
         with V = ``preprocessing.views`` consecutive rows per face (see ``preprocess``): the
-        mean of the network's softmax outputs over each face's V views."""
+        mean of the network's softmax outputs over each face's patches, and with ``whole``
+        the mean of that and the whole face's output."""
         probs = self.net.predict(x, batch_size=batch_size)
-        return probs.reshape(-1, self.preprocessing.views, probs.shape[1]).mean(axis=1)
+        probs = probs.reshape(-1, self.preprocessing.views, probs.shape[1])
+        if self.preprocessing.whole:
+            return (probs[:, :-1].mean(axis=1) + probs[:, -1]) / 2
+        return probs.mean(axis=1)
 
     def scores(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """P(real) for the network input of N faces (as :meth:`probabilities`)."""

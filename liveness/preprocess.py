@@ -11,9 +11,12 @@ BGR to RGB, scale to [0, 1], NCHW float32 (:func:`to_input`) -> [augmentation, t
 Patch mode (``face_size > 0``, the "patch-based CNN" of Atoum et al., IJCB 2017): the face is
 resized to ``face_size`` x ``face_size`` instead, so it keeps more of the texture that tells
 skin from a screen (moire, pixel grid, glare), and the network sees ``size`` x ``size``
-patches of it: one random patch per face in each training batch (:func:`random_patches`),
+patches of it: one random patch per face in each training batch (:func:`random_views`),
 and a fixed ``grid`` x ``grid`` of patches at use time (:func:`grid_patches`), whose P(real)
-are averaged into the face's score. Each face then has ``views`` consecutive network inputs.
+are averaged into the face's score. With ``whole`` the whole face, resized to ``size``, is one
+more view (drawn for half of the training samples), and the face's score is the mean of two
+scales: the whole face's P(real) and the mean of its patches'. Each face has ``views``
+consecutive network inputs, the patches first.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Preprocessing:
         to ``face_size`` and feeds ``size`` x ``size`` patches of it (patch mode).
     grid: patch mode only: the face's score is the mean over ``grid`` x ``grid`` patches,
         evenly spaced from corner to corner.
+    whole: patch mode only: the whole face at ``size`` is a view too, and scores half.
     """
 
     size: int = 32
@@ -49,6 +53,7 @@ class Preprocessing:
     normalization: str = "unit"
     face_size: int = 0
     grid: int = 3
+    whole: bool = False
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -67,15 +72,15 @@ class Preprocessing:
 
     @property
     def views(self) -> int:
-        """Network inputs per face: ``grid**2`` patches in patch mode, else 1."""
-        return self.grid ** 2 if self.face_size else 1
+        """Network inputs per face: ``grid**2`` patches (+ the whole face) in patch mode, else 1."""
+        return self.grid ** 2 + self.whole if self.face_size else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        names = ("size", "margin", "normalization", "face_size", "grid")
+        names = ("size", "margin", "normalization", "face_size", "grid", "whole")
         return cls(**{k: d[k] for k in names if k in d})
 
 
@@ -123,18 +128,37 @@ def grid_patches(faces: np.ndarray, size: int, grid: int) -> np.ndarray:
     return np.stack(patches, axis=1).reshape(-1, faces.shape[1], size, size)
 
 
-def random_patches(faces: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One ``size`` x ``size`` patch per face at a uniformly random position (training)."""
-    room = faces.shape[-1] - size
+def shrink(faces: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, F, F) -> (N, C, size, size), area-averaged (the whole face at network size)."""
+    out = np.empty((*faces.shape[:2], size, size), dtype=faces.dtype)
+    for i, face in enumerate(faces):
+        small = cv2.resize(face.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_AREA)
+        out[i] = small.reshape(size, size, -1).transpose(2, 0, 1)
+    return out
+
+
+def random_views(faces: np.ndarray, pp: Preprocessing, rng: np.random.Generator) -> np.ndarray:
+    """One training view per face: a ``size`` x ``size`` patch at a uniformly random place, or
+    (with ``pp.whole``, for each face with probability 1/2) the whole face shrunk to ``size``."""
+    room = faces.shape[-1] - pp.size
     rows, cols = rng.integers(0, room + 1, (2, len(faces)))
-    return np.stack([f[:, r:r + size, c:c + size] for f, r, c in zip(faces, rows, cols,
-                                                                       strict=True)])
+    out = np.stack([f[:, r:r + pp.size, c:c + pp.size]
+                    for f, r, c in zip(faces, rows, cols, strict=True)])
+    if pp.whole:
+        pick = rng.random(len(faces)) < 0.5
+        out[pick] = shrink(faces[pick], pp.size)
+    return out
 
 
 def network_input(faces: np.ndarray, pp: Preprocessing) -> np.ndarray:
     """Faces in [0, 1] at ``pp.load_size`` -> normalised network input, ``pp.views`` per face."""
-    views = grid_patches(faces, pp.size, pp.grid) if pp.face_size else faces
-    return normalize(views, pp.normalization)
+    if not pp.face_size:
+        return normalize(faces, pp.normalization)
+    n, channels = faces.shape[:2]
+    views = grid_patches(faces, pp.size, pp.grid).reshape(n, -1, channels, pp.size, pp.size)
+    if pp.whole:
+        views = np.concatenate([views, shrink(faces, pp.size)[:, None]], axis=1)
+    return normalize(views.reshape(-1, *views.shape[2:]), pp.normalization)
 
 
 def preprocess(images_bgr: list[np.ndarray] | np.ndarray, pp: Preprocessing) -> np.ndarray:

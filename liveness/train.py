@@ -49,7 +49,7 @@ from liveness.preprocess import (
     Preprocessing,
     network_input,
     normalize,
-    random_patches,
+    random_views,
 )
 from scratchnet.io import atomic_write
 from scratchnet.model import batch_slices
@@ -79,6 +79,7 @@ class TrainConfig:
     normalization: str = "standardize"
     face_size: int = 0  # > size: patch mode (see liveness.preprocess), faces resized to this
     grid: int = 3  # patch mode: grid x grid patches scored per face
+    whole: bool = False  # patch mode: the whole face at size is a view too (half the score)
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
     quarter_turns: bool = False  # also rotate training faces by random multiples of 90 degrees
@@ -90,7 +91,7 @@ class TrainConfig:
     def preprocessing(self) -> Preprocessing:
         """What the model file records, so evaluate and demo feed the net as training did."""
         return Preprocessing(self.size, self.margin, self.normalization, self.face_size,
-                             self.grid)
+                             self.grid, self.whole)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -180,9 +181,11 @@ def make_transform(cfg: TrainConfig) -> Callable[[np.ndarray, np.random.Generato
     augment = Augmenter(quarter_turns=cfg.quarter_turns, brightness=cfg.jitter,
                         contrast=cfg.jitter, color=cfg.jitter) if cfg.augment else None
 
+    pp = cfg.preprocessing()
+
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if cfg.face_size:
-            x = random_patches(x, cfg.size, rng)
+        if pp.face_size:
+            x = random_views(x, pp, rng)
         return normalize(augment(x, rng) if augment else x, cfg.normalization)
 
     return transform
@@ -455,6 +458,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "random --size patches of it; a face's score is the mean over a "
                              f"--grid x --grid of patches (default {d.face_size}: off)")
     parser.add_argument("--grid", type=int, help=f"patch mode: patches per side, default {d.grid}")
+    parser.add_argument("--whole", action="store_true", default=None,
+                        help="patch mode: the whole face at --size is a view too, scoring half")
     parser.add_argument("--margin", type=float,
                         help="crop margin the dataset was gathered with (stored for the demo)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS,

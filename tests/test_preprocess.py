@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,8 @@ from liveness.preprocess import (
     normalize,
     preprocess,
     preprocess_faces,
-    random_patches,
+    random_views,
+    shrink,
     to_input,
 )
 
@@ -88,9 +91,9 @@ def test_grid_patches_overlap_from_corner_to_corner_and_one_is_centred():
     np.testing.assert_array_equal(grid_patches(f, 4, 1), f[:, :, 3:7, 3:7])
 
 
-def test_random_patches_are_windows_of_their_own_face_at_varied_places():
+def test_random_views_are_windows_of_their_own_face_at_varied_places():
     f = faces(n=64, side=8)
-    p = random_patches(f, 5, np.random.default_rng(0))
+    p = random_views(f, Preprocessing(size=5, face_size=8), np.random.default_rng(0))
     assert p.shape == (64, 3, 5, 5)
     places = set()
     for face, patch in zip(f, p, strict=True):
@@ -113,3 +116,18 @@ def test_patch_mode_settings():
     np.testing.assert_allclose(x.mean(axis=(1, 2, 3)), 0, atol=1e-5)
     crops = [frame(30, 20), frame(50, 50)]
     assert preprocess(crops, pp).shape == (8, 3, 8, 8)
+
+
+def test_whole_face_view_last_and_half_of_the_training_views():
+    pp = Preprocessing(size=4, face_size=12, grid=3, whole=True)
+    f = faces(n=3, side=12)
+    whole = shrink(f, 4)
+    np.testing.assert_allclose(whole, f.reshape(3, 3, 4, 3, 4, 3).mean(axis=(3, 5)), atol=1e-6)
+    assert pp.views == 10 and Preprocessing.from_dict(pp.to_dict()) == pp
+    x = network_input(f, replace(pp, normalization="unit")).reshape(3, 10, 3, 4, 4)
+    np.testing.assert_array_equal(x[:, :9].reshape(-1, 3, 4, 4), grid_patches(f, 4, 3))
+    np.testing.assert_allclose(x[:, 9], whole, atol=1e-6)
+    many = faces(n=400, side=12)
+    views = random_views(many, pp, np.random.default_rng(0))
+    is_whole = np.isclose(views, shrink(many, 4), atol=1e-6).all(axis=(1, 2, 3))
+    assert 150 < is_whole.sum() < 250

@@ -154,3 +154,12 @@ def test_patch_mode_trains_and_scores_each_face_by_its_mean_patch(synth_dir, tmp
     np.testing.assert_allclose(loaded.scores(x), per_patch.mean(axis=1), rtol=1e-6)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["n_real"] + report["n_fake"] == 8  # faces, not patches, are counted
+
+
+def test_whole_face_view_counts_half_of_a_face_score(synth_dir, tmp_path):
+    model = train(tiny(synth_dir, tmp_path / "run", size=8, face_size=16, grid=2, whole=True,
+                       epochs=1), verbose=False)
+    x = np.random.default_rng(0).normal(size=(10, 3, 8, 8)).astype(np.float32)  # 2 faces
+    p = model.net.predict(x)[:, 1].reshape(2, 5)
+    np.testing.assert_allclose(model.scores(x), (p[:, :4].mean(axis=1) + p[:, 4]) / 2,
+                               rtol=1e-6)
