@@ -40,7 +40,7 @@ from liveness.data import IMAGE_SUFFIXES, read_image
 from liveness.errors import UserError
 from liveness.net import CLASSES, REAL, LivenessModel, load_model
 from liveness.plots import save_png
-from liveness.preprocess import preprocess
+from liveness.preprocess import Preprocessing, patch_starts, preprocess
 
 DPI = 80  # one explanation PNG is ~1100 x 1250 px
 POOLS = (sn.MaxPool2D, sn.AvgPool2D)
@@ -119,19 +119,49 @@ def explain_image(model: LivenessModel, image_bgr: np.ndarray) -> Explanation:
     if not convs:
         raise UserError("the model has no Conv2D layer, so there are no filters or feature "
                         "maps to show; use a LivenessNet model written by `liveness train`")
-    x = preprocess([image_bgr], model.preprocessing)
+    pp = model.preprocessing
+    x = preprocess([image_bgr], pp)
     outputs, dx = forward_backward(net, x, REAL)
+    shown, saliency = on_the_face(x, dx, pp) if pp.face_size else (x[0], dx[0])
+    view = pp.grid ** 2 // 2 if pp.face_size else 0  # feature maps: the centre patch's
     image = image_bgr if image_bgr.ndim == 3 else cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
     return Explanation(
         image_rgb=np.ascontiguousarray(image[:, :, ::-1]),
-        input=x[0],
-        normalization=model.preprocessing.normalization,
-        score=float(outputs[-1][0, REAL]),
+        input=shown,
+        normalization=pp.normalization,
+        score=float(model.scores(x)[0]),
         threshold=model.threshold,
         filters=convs[0].params["W"],
-        feature_maps=[(label, outputs[i][0]) for i, label in feature_stages(net)],
-        saliency=dx[0],
+        feature_maps=[(label, outputs[i][view]) for i, label in feature_stages(net)],
+        saliency=saliency,
     )
+
+
+def on_the_face(x: np.ndarray, dx: np.ndarray, pp: Preprocessing
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Patch mode: one face's views ``x`` (V, 3, S, S) and their gradients ``dx`` put back in
+    place on the (3, F, F) face, F = ``pp.face_size``.
+
+    The input shown is the mean of the patches covering each pixel. The saliency is the
+    gradient of the face's score, the weighted mean of its views' P(real): each patch's
+    gradient times its weight (1 / grid**2, halved with ``whole``), summed where patches
+    overlap, plus, with ``whole``, half the whole-face view's gradient spread back over the
+    pixels it was shrunk from (each gets (S / F)**2 of it: exact when F is a multiple of S).
+    """
+    size, face, n = pp.size, pp.face_size, pp.grid ** 2
+    starts = patch_starts(face, size, pp.grid)
+    places = [(r, c) for r in starts for c in starts]
+    weight = 1 / n / (2 if pp.whole else 1)
+    shown, cover, saliency = (np.zeros((3, face, face), np.float32) for _ in range(3))
+    for (r, c), patch, grad in zip(places, x[:n], dx[:n], strict=True):
+        shown[:, r:r + size, c:c + size] += patch
+        cover[:, r:r + size, c:c + size] += 1
+        saliency[:, r:r + size, c:c + size] += weight * grad
+    if pp.whole:
+        spread = cv2.resize(dx[n].transpose(1, 2, 0), (face, face),
+                            interpolation=cv2.INTER_NEAREST).transpose(2, 0, 1)
+        saliency += 0.5 * (size / face) ** 2 * spread
+    return shown / np.maximum(cover, 1), saliency
 
 
 def _unit(a: np.ndarray) -> np.ndarray:

@@ -118,12 +118,18 @@ def normalize(x: np.ndarray, normalization: str) -> np.ndarray:
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
+def patch_starts(face_size: int, size: int, grid: int) -> list[int]:
+    """Where the ``grid`` patches of one row (or column) start: evenly spaced from 0 to
+    ``face_size - size``, or the centre for ``grid=1``."""
+    room = face_size - size
+    return np.rint(np.linspace(0, room, grid)).astype(int).tolist() if grid > 1 else [room // 2]
+
+
 def grid_patches(faces: np.ndarray, size: int, grid: int) -> np.ndarray:
     """(N, C, F, F) faces -> (N * grid**2, C, size, size): each face's ``grid`` x ``grid``
     patches, row by row, evenly spaced from the top-left to the bottom-right corner (one
     centred patch for ``grid=1``). With F = grid * size they tile the face exactly."""
-    room = faces.shape[-1] - size
-    starts = np.rint(np.linspace(0, room, grid)).astype(int) if grid > 1 else [room // 2]
+    starts = patch_starts(faces.shape[-1], size, grid)
     patches = [faces[:, :, r:r + size, c:c + size] for r in starts for c in starts]
     return np.stack(patches, axis=1).reshape(-1, faces.shape[1], size, size)
 

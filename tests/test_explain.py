@@ -16,11 +16,12 @@ from liveness.explain import (
     feature_stages,
     find_images,
     forward_backward,
+    on_the_face,
     render,
     save_png,
 )
 from liveness.net import REAL, LivenessModel, build_livenessnet
-from liveness.preprocess import Preprocessing, preprocess
+from liveness.preprocess import Preprocessing, grid_patches, network_input, preprocess, shrink
 from scratchnet.gradcheck import numerical_gradient
 
 
@@ -79,6 +80,42 @@ def test_saliency_is_the_gradient_of_p_real():
     assert np.abs(numeric).min() > 1e-5  # every checked pixel really matters
     np.testing.assert_allclose(dx[pixels], numeric, rtol=1e-6, atol=1e-10)
     assert np.allclose(outputs[-1], net.predict(x))
+
+
+def test_patch_mode_saliency_is_the_gradient_of_the_face_score():
+    """Overlapping patches plus the whole-face view, put back on the face, against centred
+    differences of the face's score (mean of scales) with respect to the face's pixels."""
+    pp = Preprocessing(size=8, normalization="unit", face_size=16, grid=3, whole=True)
+    model = LivenessModel(small_net(), pp)
+    rng = np.random.default_rng(3)
+    f = rng.uniform(0, 1, (3, 16, 16))
+
+    def views(face: np.ndarray) -> np.ndarray:  # network_input's views, kept in float64
+        return np.concatenate([grid_patches(face[None], 8, 3), shrink(face[None], 8)])
+
+    np.testing.assert_allclose(views(f), network_input(f[None], pp), atol=1e-6)
+    x = views(f)
+    _, dx = forward_backward(model.net, x, REAL)
+    shown, saliency = on_the_face(x, dx, pp)
+    np.testing.assert_allclose(shown, f, atol=1e-6)  # unit input: the patches are the face
+    pixels = tuple(rng.integers(0, n, 16) for n in f.shape)
+
+    def score(values: np.ndarray) -> float:
+        moved = f.copy()
+        moved[pixels] = values
+        return float(model.scores(views(moved))[0])
+
+    numeric = numerical_gradient(score, f[pixels].copy(), h=1e-5)
+    np.testing.assert_allclose(saliency[pixels], numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_explain_image_in_patch_mode_shows_the_face_and_its_score():
+    pp = Preprocessing(normalization="standardize", face_size=96, grid=3)
+    model = LivenessModel(build_livenessnet(seed=0), pp, threshold=0.4)
+    expl = explain_image(model, face())
+    assert expl.input.shape == expl.saliency.shape == (3, 96, 96)
+    assert expl.score == pytest.approx(float(model.score_crops([face()])[0]), rel=1e-5)
+    assert [m.shape for _, m in expl.feature_maps][0] == (16, 32, 32)
 
 
 def test_explain_image_on_livenessnet(tmp_path: Path):
