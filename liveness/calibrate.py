@@ -49,9 +49,9 @@ from liveness.net import LivenessModel, load_model
 from liveness.train import balanced_order
 
 METHODS = ("threshold", "batchnorm", "dense")
-DEFAULT_METHOD = "threshold"
+DEFAULT_METHOD = "dense"
 MIN_PER_CLASS = 5
-DENSE_STEPS, DENSE_LR = 30, 1e-3  # fine-tuning of the last dense layer: full-batch Adam
+DENSE_STEPS, DENSE_LR = 100, 1e-2  # fine-tuning of the last dense layer: full-batch Adam
 
 
 # --------------------------------------------------------------------------- the calibration set

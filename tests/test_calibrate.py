@@ -13,6 +13,7 @@ import scratchnet as sn
 from liveness import cli
 from liveness import metrics as M
 from liveness.calibrate import (
+    DEFAULT_METHOD,
     MIN_PER_CLASS,
     calibrate,
     finetune_last_dense,
@@ -78,6 +79,16 @@ def test_threshold_calibration_moves_the_threshold_into_the_gap(tmp_path):
     assert M.acer(score_dataset(model, test.images), test.labels, 0.5) == 0.5
 
 
+def test_dense_fine_tuning_also_fixes_the_shifted_camera(tmp_path):
+    ds = load_dataset(write_crops(tmp_path / "calib"), size=SIZE)
+    model = crafted_model()
+    new, info = calibrate(model, ds.images, ds.labels, "dense")
+    assert info["source_figures"]["acer"] == 0.5 and info["report"]["acer"] == 0.0
+    test = load_dataset(write_crops(tmp_path / "test", 5, 5, seed=1), size=SIZE)
+    assert M.acer(score_dataset(new, test.images), test.labels, new.threshold) == 0.0
+    assert not np.array_equal(new.net.layers[1].params["W"], model.net.layers[1].params["W"])
+
+
 def test_refit_batchnorm_sets_the_running_statistics_of_the_batch():
     rng = np.random.default_rng(0)
     net = sn.Sequential([sn.BatchNorm2D(3), sn.Dropout(0.5, rng=0), sn.Flatten(),
@@ -113,7 +124,7 @@ def test_finetune_moves_only_the_last_dense_layer_and_lowers_the_loss():
 
 
 @pytest.mark.parametrize("method", ["threshold", "batchnorm", "dense"])
-def test_every_method_gives_a_model_that_separates_the_crafted_set(tmp_path, method):
+def test_every_method_records_what_it_did_and_changes_only_its_part(tmp_path, method):
     ds = load_dataset(write_crops(tmp_path / "calib"), size=SIZE)
     net = build_livenessnet(size=SIZE, seed=0)
     model = LivenessModel(net, Preprocessing(size=SIZE, normalization="unit"), 0.5)
@@ -140,7 +151,7 @@ def test_cli_writes_a_calibrated_model_with_its_record(tmp_path, capsys):
     calib = write_crops(tmp_path / "calib", 12, 9)
     out = tmp_path / "calibrated.npz"
     assert cli.main(["calibrate", str(src), str(calib), "--out", str(out),
-                     "--max-per-class", "6", "--seed", "4"]) == 0
+                     "--max-per-class", "6", "--seed", "4", "--method", "threshold"]) == 0
     printed = capsys.readouterr().out
     assert "6 real + 6 fake" in printed and "0.5000 ->" in printed and str(out) in printed
     assert src.read_bytes() == before
@@ -183,14 +194,9 @@ def test_calibrated_model_loads_in_evaluate_explain_and_demo(tmp_path, capsys):
 
 
 def test_demo_calibrates_in_memory_from_a_folder(tmp_path, capsys):
-    from tests.test_demo import SIZE as FRAME_SIZE
-    from tests.test_demo import make_frames
+    from tests.test_demo import write_video
 
-    video = tmp_path / "v.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, FRAME_SIZE)
-    for frame in make_frames(3):
-        writer.write(frame)
-    writer.release()
+    video = write_video(tmp_path / "v.avi", 3)
     src = tmp_path / "model.npz"
     crafted_model(src)
     before = src.read_bytes()
@@ -198,7 +204,7 @@ def test_demo_calibrates_in_memory_from_a_folder(tmp_path, capsys):
     assert cli.main(["demo", "--model", str(src), "--source", str(video), "--no-display",
                      "--calibrate-from", str(calib), "--json", str(tmp_path / "o.json")]) == 0
     err = capsys.readouterr().err
-    assert "calibrated (threshold) on 8 real + 8 fake crops: threshold 0.5000 ->" in err
+    assert f"calibrated ({DEFAULT_METHOD}) on 8 real + 8 fake crops: threshold 0.5000 ->" in err
     assert src.read_bytes() == before
     assert len(json.loads((tmp_path / "o.json").read_text())["frames"]) == 3
 
