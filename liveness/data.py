@@ -179,7 +179,7 @@ def load_dataset(path: str | Path, size: int = 32, strict: bool = False) -> Data
 
 def presentations(path: str | Path, ds: Dataset) -> np.ndarray:
     """One key per image of ``ds`` (loaded from ``path``) naming the presentation it is a
-    frame of: ``"<group>/<label>/<source>"`` for crops that the group's ``manifest.csv``
+    frame of: ``"<group>/<label>/<source file name>"`` for crops that the group's ``manifest.csv``
     (written by ``liveness gather``) lists with their source video or camera session, else
     ``"<group>/<label>"`` (a class folder of one recording is one presentation).
 
