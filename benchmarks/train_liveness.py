@@ -14,6 +14,13 @@ lro     Leave recordings out, the honest number: recordings are dealt into ``--f
         model never saw. Reports APCER/BPCER/ACER/AUC per held-out recording, and the mean
         ACER of the recordings of several people (``MULTI_PERSON``) apart from the others.
 all     The default model trained on all recordings (what the README's command produces).
+calibrated
+        Leave recordings out, then ``liveness calibrate`` on each held-out recording: for
+        K = 5, 10, 20, 50 crops per class taken from the recording's first frames
+        (:func:`first_frames`), calibrate the fold's model with each method and evaluate it
+        on the recording's remaining, later crops, beside the zero-shot model on the same
+        crops. ``--from-lro DIR`` (repeatable) reuses the fold models of earlier ``--run lro``
+        outputs (DIR/results.json, DIR/[seedN/]lro/foldI/model.npz) instead of training.
 
 Any training setting can be changed with ``--set key=value`` (``TrainConfig`` fields), which
 is how the ablations in the notes were run. A single run moves by ~5 points of mean ACER from
@@ -34,6 +41,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,10 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from liveness.data import IMAGE_SUFFIXES, load_dataset, split_by_group
+from liveness import metrics as M
+from liveness.calibrate import METHODS, calibrate
+from liveness.data import IMAGE_SUFFIXES, Dataset, load_dataset, split_by_group
 from liveness.evaluate import build_report, evaluate, score_dataset
 from liveness.metrics import select_threshold
-from liveness.net import load_model
+from liveness.net import LivenessModel, load_model
 from liveness.train import PRESETS, TrainConfig, train
 from scratchnet.io import atomic_write
 
@@ -218,6 +228,161 @@ def run_lro_seeds(data: Path, out: Path, overrides: dict[str, Any], k: int, seed
             "summary": summary | {"sd_mean_acer_over_seeds": float(acer.std())}}
 
 
+CALIBRATION_KS = (5, 10, 20, 50)
+MIN_TEST_PER_CLASS = 5  # a K is skipped for a recording with fewer than K + 5 crops in a class
+
+
+def natural_key(name: str) -> list[str | int]:
+    """Sort key comparing runs of digits as numbers: ``"100 (10).webp"`` ->
+    ``["", 100, " (", 10, ").webp"]``, so ``"f9"`` sorts before ``"f10"``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def first_frames(ds: Dataset, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, test) indices: the first ``k`` crops of each class in time order, and
+    the rest.
+
+    Time order is the natural order of the file names (:func:`natural_key`): in every
+    recording of ``../shared/data/faces`` and in ``liveness gather``'s output the name holds
+    the frame index (``12.png``, ``real.mp412.png``, ``100 (12).webp``, ``face_0012.webp``,
+    ``...-f000012-0.png``), so the test crops are later frames, not neighbours of the
+    calibration ones. Where names carry no order (people or lightings named in the prefix, as
+    in sivakumar and ydf1014), the same natural order is used: alphabetical by prefix, then by
+    number, so calibration takes the first prefix's frames.
+    """
+    calib, test = [], []
+    for class_id in np.unique(ds.labels):
+        idx = np.flatnonzero(ds.labels == class_id)
+        idx = np.array(sorted(idx, key=lambda i: natural_key(Path(ds.paths[i]).name)))
+        calib.append(idx[:k])
+        test.append(idx[k:])
+    return np.concatenate(calib), np.concatenate(test)
+
+
+def lro_models(out_dirs: list[Path]) -> dict[int, list[tuple[Path, list[str]]]]:
+    """{training seed: [(fold model, recordings it held out), ...]} from ``--run lro`` outputs
+    (one seed, or several with ``--seeds``), as listed in each DIR/results.json."""
+    found: dict[int, list[tuple[Path, list[str]]]] = {}
+    for out in out_dirs:
+        lro = json.loads((out / "results.json").read_text())["lro"]
+        if "seeds" in lro:
+            runs = {int(s): (out / f"seed{s}", r["folds"]) for s, r in lro["seeds"].items()}
+        else:
+            seed = json.loads((out / "results.json").read_text())["overrides"].get("seed", 0)
+            runs = {int(seed): (out, lro["folds"])}
+        for seed, (where, folds) in runs.items():
+            found[seed] = [(where / "lro" / f"fold{i}" / "model.npz", names)
+                           for i, names in enumerate(folds)]
+    return found
+
+
+def calibrated_rows(model: LivenessModel, ds: Dataset, seed: int, ks: tuple[int, ...]
+                    ) -> dict[str, dict[str, float]]:
+    """{str(K): {"zero_shot": ACER, method: ACER, ...}} on one held-out recording, every
+    figure on the crops after the first K per class (K skipped when a class has too few)."""
+    scores = score_dataset(model, ds.images)
+    rows = {}
+    n_least = min(int((ds.labels == c).sum()) for c in (0, 1))
+    for k in ks:
+        if n_least < k + MIN_TEST_PER_CLASS:
+            continue
+        calib, test = first_frames(ds, k)
+        row = {"zero_shot": M.acer(scores[test], ds.labels[test], model.threshold),
+               "n_test": int(test.size)}
+        for method in METHODS:
+            new, _ = calibrate(model, ds.images[calib], ds.labels[calib], method, seed=seed)
+            row[method] = M.acer(score_dataset(new, ds.images[test]), ds.labels[test],
+                                 new.threshold)
+        rows[str(k)] = row
+    return rows
+
+
+def summarise_calibrated(per_seed: dict[int, dict[str, dict[str, dict[str, float]]]],
+                         ks: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """Per K and method: mean ACER over recordings (mean, sd and se over seeds), the worst
+    recording (its ACER averaged over seeds), and the paired difference to zero-shot."""
+    seeds = sorted(per_seed)
+    summary: dict[str, dict[str, Any]] = {}
+    for k in map(str, ks):
+        names = sorted(n for n in per_seed[seeds[0]] if k in per_seed[seeds[0]][n])
+        if not names:
+            continue
+        table: dict[str, Any] = {"recordings": len(names),
+                                 "skipped": sorted(set(per_seed[seeds[0]]) - set(names))}
+        zero = np.array([[per_seed[s][n][k]["zero_shot"] for n in names] for s in seeds])
+        for method in ("zero_shot", *METHODS):
+            acer = np.array([[per_seed[s][n][k][method] for n in names] for s in seeds])
+            means, diff = acer.mean(axis=1), (acer - zero).mean(axis=1)
+            per_recording = acer.mean(axis=0)
+            worst = int(per_recording.argmax())
+            table[method] = {
+                "mean_acer": float(means.mean()), **_spread(means),
+                "max_acer": float(per_recording[worst]), "max_recording": names[worst],
+                "n_above_20pct": int((per_recording > 0.20).sum()),
+                "d_vs_zero_shot": float(diff.mean()), "se_d": _spread(diff)["se"]}
+        summary[k] = table
+    return summary
+
+
+def _spread(values: np.ndarray) -> dict[str, float | None]:
+    """Sample standard deviation and standard error of the mean (None for one value)."""
+    if len(values) < 2:
+        return {"sd": None, "se": None}
+    sd = float(np.std(values, ddof=1))
+    return {"sd": sd, "se": sd / float(np.sqrt(len(values)))}
+
+
+def print_calibrated(summary: dict[str, dict[str, Any]], seeds: list[int]) -> None:
+    def pm(x: float | None) -> str:
+        return "   n/a" if x is None else f"{x:6.1%}"
+
+    print(f"\ncalibrated on the first K crops per class of each held-out recording, evaluated "
+          f"on its later crops; seeds {', '.join(map(str, seeds))}")
+    for k, table in summary.items():
+        print(f"\nK = {k} per class: {table['recordings']} recordings"
+              + (f" (skipped, too few crops: {', '.join(table['skipped'])})"
+                 if table["skipped"] else ""))
+        print(f"{'method':>10} {'mean ACER':>9} {'sd':>6} {'se':>6} {'max':>6} {'(where)':>14} "
+              f"{'>20%':>4} {'d vs zero-shot':>14} {'se d':>6}")
+        for method in ("zero_shot", *METHODS):
+            r = table[method]
+            print(f"{method:>10} {r['mean_acer']:9.1%} {pm(r['sd'])} {pm(r['se'])} "
+                  f"{r['max_acer']:6.1%} {r['max_recording']:>14} {r['n_above_20pct']:4d} "
+                  f"{r['d_vs_zero_shot']:+14.1%} {pm(r['se_d'])}")
+
+
+def run_calibrated(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: bool,
+                   seeds: list[int] | None, from_lro: list[Path],
+                   ks: tuple[int, ...] = CALIBRATION_KS) -> dict:
+    """Leave recordings out (reused from ``from_lro`` or trained here), then calibration on
+    each held-out recording's first frames (see the module docstring)."""
+    if from_lro:
+        models = lro_models(from_lro)
+    else:
+        models = {}
+        for seed in seeds or [overrides.get("seed", 0)]:
+            where = out / f"seed{seed}"
+            folds = run_lro(data, where, {**overrides, "seed": seed}, k, verbose)["folds"]
+            models[seed] = [(where / "lro" / f"fold{i}" / "model.npz", names)
+                            for i, names in enumerate(folds)]
+    cache: dict[tuple[str, int], Dataset] = {}
+    per_seed: dict[int, dict[str, dict[str, dict[str, float]]]] = {}
+    for seed in sorted(models):
+        per_seed[seed] = {}
+        for model_path, names in models[seed]:
+            model = load_model(model_path)
+            for name in names:
+                key = (name, model.preprocessing.load_size)
+                if key not in cache:
+                    cache[key] = load_dataset(data / name, size=key[1])
+                per_seed[seed][name] = calibrated_rows(model, cache[key], seed, ks)
+        print(f"seed {seed}: {len(per_seed[seed])} recordings calibrated", flush=True)
+    summary = summarise_calibrated(per_seed, ks)
+    print_calibrated(summary, sorted(models))
+    return {"seeds": sorted(models), "recordings": {str(s): r for s, r in per_seed.items()},
+            "summary": summary}
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-6"`` -> [0, 1, ..., 6]; ``"0,2,5"`` -> [0, 2, 5]."""
     seeds: list[int] = []
@@ -263,13 +428,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(
         os.environ.get("LIVENESS_DATA", ROOT.parent / "shared" / "data")) / "faces")
     parser.add_argument("--out", type=Path, default=Path("/tmp/liveness_bench"))
-    parser.add_argument("--run", default="paper,lro,all", help="paper, lro, all")
+    parser.add_argument("--run", default="paper,lro,all", help="paper, lro, all, calibrated")
     parser.add_argument("--folds", type=int, default=4, help="folds for lro (default 4)")
     parser.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                         help="lro once per seed (e.g. 0-6 or 0,1,2) and the mean per recording")
     parser.add_argument("--members", type=int, default=1, metavar="K",
                         help="lro: score ensembles of K models per fold (seeds seed, "
                              "seed+100, ...; K times the training time)")
+    parser.add_argument("--from-lro", action="append", type=Path, default=[], metavar="DIR",
+                        help="calibrated: reuse the fold models of this --run lro output "
+                             "(repeatable, e.g. one per seed) instead of training")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting (TrainConfig field)")
     parser.add_argument("--quiet", action="store_true")
@@ -284,7 +452,9 @@ def main() -> int:
                                if args.seeds else
                                run_lro(args.data, args.out, overrides, args.folds,
                                        not args.quiet, args.members)),
-               "all": lambda: run_all(args.data, args.out, overrides, not args.quiet)}
+               "all": lambda: run_all(args.data, args.out, overrides, not args.quiet),
+               "calibrated": lambda: run_calibrated(args.data, args.out, overrides, args.folds,
+                                                    not args.quiet, args.seeds, args.from_lro)}
     for name in args.run.split(","):
         start = time.perf_counter()
         results[name] = runners[name]()

@@ -19,6 +19,7 @@ entirely on one side, which is what a new user in a new room looks like to the m
 
 from __future__ import annotations
 
+import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,16 +148,19 @@ def find_images(path: str | Path) -> list[tuple[Path, int, str]]:
     return found
 
 
-def load_dataset(path: str | Path, size: int = 32) -> Dataset:
+def load_dataset(path: str | Path, size: int = 32, strict: bool = False) -> Dataset:
     """Load every readable image under ``path`` (either layout above) as ``size`` x ``size``.
 
     Raises UserError when the folder is missing, has no real/ and fake/, or a class ends up
-    with no readable image.
+    with no readable image; with ``strict``, also at the first unreadable file (instead of
+    skipping it).
     """
     images, labels, groups, paths = [], [], [], []
     log = SkipLog()
     for file, class_id, group in find_images(path):
         img = read_image(file)
+        if img is None and strict:
+            raise UserError(f"{file} is not an image OpenCV can read; remove or replace it")
         if img is None:
             log.skip(file, "not an image OpenCV can read")
             continue
@@ -171,6 +175,32 @@ def load_dataset(path: str | Path, size: int = 32) -> Dataset:
             raise UserError(f"no readable {label} images under {path}; add face crops to "
                             f"{label}/ (e.g. with `liveness gather ... --label {label}`)")
     return Dataset(to_input(images, size), labels_arr, np.asarray(groups, dtype=str), paths)
+
+
+def presentations(path: str | Path, ds: Dataset) -> np.ndarray:
+    """One key per image of ``ds`` (loaded from ``path``) naming the presentation it is a
+    frame of: ``"<group>/<label>/<source file name>"`` for crops that the group's ``manifest.csv``
+    (written by ``liveness gather``) lists with their source video or camera session, else
+    ``"<group>/<label>"`` (a class folder of one recording is one presentation).
+
+    ISO/IEC 30107-3 counts presentations (a person, or an attack, in front of the camera),
+    not frames; frames of one presentation are near-duplicates.
+    """
+    folders = _group_folders(Path(path))
+    sources: dict[Path, str] = {}
+    for folder in folders.values():
+        manifest = folder / "manifest.csv"
+        if manifest.is_file():
+            with manifest.open(newline="") as f:
+                sources |= {(folder / row["crop"]).resolve(): Path(row["source"]).name
+                            for row in csv.DictReader(f) if row.get("crop") and row.get("source")}
+    names = {class_id: label for label, class_id in LABELS.items()}
+    keys = []
+    for group, class_id, file in zip(ds.groups, ds.labels, ds.paths, strict=True):
+        key = f"{group}/{names[int(class_id)]}"
+        source = sources.get(Path(file).resolve())
+        keys.append(key if source is None else f"{key}/{source}")
+    return np.asarray(keys, dtype=str)
 
 
 def _check_fraction(val_fraction: float) -> None:

@@ -565,6 +565,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
                    help="smallest face side in pixels (default 40)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--calibrate-from", metavar="DIR",
+                   help="first calibrate the model (in memory) on the face crops in DIR/real "
+                        "and DIR/fake from this camera, as `liveness calibrate` does with its "
+                        "defaults")
 
 
 def build_detector(spec: str, min_face: int = 40, detect_width: int = 320) -> FaceDetector:
@@ -577,6 +581,10 @@ def build_detector(spec: str, min_face: int = 40, detect_width: int = 320) -> Fa
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
+    if args.calibrate_from:
+        from liveness.calibrate import calibrate_from_folder, summary_line  # heavy, rarely used
+        model, info = calibrate_from_folder(model, args.calibrate_from)
+        print(f"demo: {summary_line(info)} in {args.calibrate_from}", file=sys.stderr)
     detector = build_detector(args.detector, args.min_face, args.detect_width)
     display = not args.no_display
     if display and not has_screen():

@@ -8,7 +8,11 @@ the project is computed and printed the same way:
   weighted averages, and the confusion matrix;
 * the field's metrics (ISO/IEC 30107-3): APCER, BPCER and ACER at the model's threshold, plus
   threshold-free ones: ROC AUC, EER, APCER at BPCER = 1% and 5%;
-* the same ISO figures per group (recording) when the dataset has several.
+* the same ISO figures per group (recording) when the dataset has several;
+* on request, decisions per presentation (``evaluate --per-recording``): ISO/IEC 30107-3
+  counts presentations (a person or an attack in front of the camera), not frames, so each
+  recording's real and fake video (each source of a ``liveness gather`` manifest) is scored by
+  the mean P(real) of its frames and decided at the same threshold.
 
 Figures that are undefined on the data (APCER without fakes) are ``None`` in JSON and "n/a"
 in text.
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from liveness import metrics as M
-from liveness.data import load_dataset
+from liveness.data import load_dataset, presentations
 from liveness.errors import UserError
 from liveness.net import CLASSES, LivenessModel, load_model
 from liveness.plots import plot_confusion, plot_roc
@@ -54,9 +58,26 @@ def iso_figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dic
             "n_real": int(labels.sum()), "n_fake": int((labels == 0).sum())}
 
 
+def presentation_figures(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray,
+                         threshold: float) -> dict[str, Any]:
+    """ISO figures over presentations: each presentation (the frames sharing a key, all of
+    one class) scores the mean of its frames' scores, ``s_p = mean(scores[keys == p])``, and
+    is accepted as real iff ``s_p >= threshold``. Also lists every presentation."""
+    keys = np.asarray(keys)
+    names = sorted(set(keys.tolist()))
+    mean = np.array([scores[keys == k].mean() for k in names])
+    label = np.array([labels[keys == k][0] for k in names])
+    rows = [{"presentation": k, "label": CLASSES[y], "frames": int((keys == k).sum()),
+             "score": float(m), "decision": CLASSES[int(m >= threshold)]}
+            for k, y, m in zip(names, label, mean, strict=True)]
+    return {**iso_figures(mean, label, threshold), "presentations": rows}
+
+
 def build_report(scores: np.ndarray, labels: np.ndarray, threshold: float,
-                 groups: np.ndarray | None = None) -> dict[str, Any]:
-    """Every figure of an evaluation as one JSON-ready dict (see the module docstring)."""
+                 groups: np.ndarray | None = None,
+                 presentations: np.ndarray | None = None) -> dict[str, Any]:
+    """Every figure of an evaluation as one JSON-ready dict (see the module docstring);
+    ``presentations`` (a key per frame) adds the presentation-level section."""
     scores, labels = M.check_inputs(scores, labels)
     if labels.size == 0:
         raise UserError("nothing to evaluate: the dataset has no images")
@@ -76,6 +97,9 @@ def build_report(scores: np.ndarray, labels: np.ndarray, threshold: float,
         groups = np.asarray(groups)
         report["per_group"] = {str(g): iso_figures(scores[groups == g], labels[groups == g],
                                                    threshold) for g in sorted(set(groups))}
+    if presentations is not None:
+        report["per_presentation"] = presentation_figures(scores, labels, presentations,
+                                                          threshold)
     return report
 
 
@@ -123,15 +147,36 @@ def format_report(report: dict[str, Any], title: str = "LivenessNet evaluation")
             auc = "   n/a" if r["auc"] is None else f"{r['auc']:6.3f}"
             lines.append(f"{g:>16}  {r['n_real']:6d} {r['n_fake']:6d}  {_pct(r['apcer'])}  "
                          f"{_pct(r['bpcer'])}  {_pct(r['acer'])}  {auc}")
+    if "per_presentation" in report:
+        lines += _format_presentations(report["per_presentation"])
     return "\n".join(lines) + "\n"
+
+
+def _format_presentations(r: dict[str, Any]) -> list[str]:
+    wrong = {"fake": sum(p["decision"] == "real" for p in r["presentations"]
+                         if p["label"] == "fake"),
+             "real": sum(p["decision"] == "fake" for p in r["presentations"]
+                         if p["label"] == "real")}
+    lines = ["", "per presentation (mean score of its frames), at the same threshold",
+             f"  APCER {_pct(r['apcer'])}  attacks accepted ({wrong['fake']} of {r['n_fake']})",
+             f"  BPCER {_pct(r['bpcer'])}  bona fide rejected ({wrong['real']} of "
+             f"{r['n_real']})",
+             f"  ACER  {_pct(r['acer'])}",
+             f"{'presentation':>32}  {'frames':>6}  {'score':>6}  decision"]
+    for p in r["presentations"]:
+        mark = "" if p["decision"] == p["label"] else "  (wrong)"
+        lines.append(f"{p['presentation']:>32}  {p['frames']:6d}  {p['score']:6.3f}  "
+                     f"{p['decision']}{mark}")
+    return lines
 
 
 def write_report(out_dir: str | Path, scores: np.ndarray, labels: np.ndarray, threshold: float,
                  groups: np.ndarray | None = None,
-                 title: str = "LivenessNet evaluation") -> dict[str, Any]:
+                 title: str = "LivenessNet evaluation",
+                 presentations: np.ndarray | None = None) -> dict[str, Any]:
     """Build the report and write report.json, report.txt, confusion.png and roc.png."""
     out_dir = Path(out_dir)
-    report = build_report(scores, labels, threshold, groups)
+    report = build_report(scores, labels, threshold, groups, presentations)
     with atomic_write(out_dir / "report.json", "w") as f:
         json.dump(report, f, indent=2)
     with atomic_write(out_dir / "report.txt", "w") as f:
@@ -152,8 +197,9 @@ def score_dataset(model: LivenessModel, images: np.ndarray, batch_size: int = 25
 
 
 def evaluate(model_path: str | Path, dataset: str | Path, threshold: float | None = None,
-             out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Load a model and a dataset folder, score it, report (and write to ``out_dir`` if set)."""
+             out_dir: str | Path | None = None, per_recording: bool = False) -> dict[str, Any]:
+    """Load a model and a dataset folder, score it, report (and write to ``out_dir`` if set);
+    ``per_recording`` adds the decisions per presentation (see the module docstring)."""
     model = load_model(model_path)
     if not Path(dataset).is_dir():
         raise UserError(f"dataset folder {dataset} not found; point to a folder with real/ and "
@@ -161,9 +207,11 @@ def evaluate(model_path: str | Path, dataset: str | Path, threshold: float | Non
     ds = load_dataset(dataset, size=model.preprocessing.load_size)
     scores = score_dataset(model, ds.images)
     t = model.threshold if threshold is None else threshold
+    keys = presentations(dataset, ds) if per_recording else None
     if out_dir is None:
-        return build_report(scores, ds.labels, t, ds.groups)
-    return write_report(out_dir, scores, ds.labels, t, ds.groups, _title(model_path, dataset))
+        return build_report(scores, ds.labels, t, ds.groups, keys)
+    return write_report(out_dir, scores, ds.labels, t, ds.groups, _title(model_path, dataset),
+                        keys)
 
 
 def _title(model_path: str | Path, dataset: str | Path) -> str:
@@ -181,10 +229,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print every figure as one JSON object instead of the text report")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="also write report.json, report.txt, confusion.png, roc.png here")
+    parser.add_argument("--per-recording", action="store_true",
+                        help="also decide per presentation (each recording's real and fake "
+                             "video, or each gathered source): the mean score of its frames")
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(args.model, args.dataset, args.threshold, args.out)
+    report = evaluate(args.model, args.dataset, args.threshold, args.out, args.per_recording)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -137,10 +137,33 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     threshold returned reproduces the rates exactly on this data.
     """
     roc = roc_curve(scores, labels)
+    i = _eer_index(roc)
+    return float((roc.apcer[i] + roc.bpcer[i]) / 2), float(roc.thresholds[i])
+
+
+def _eer_index(roc: Roc) -> int:
+    """Index into ``roc`` of the finite threshold where APCER and BPCER are closest (ties: the
+    lower mean)."""
     a, b = roc.apcer[1:], roc.bpcer[1:]  # finite thresholds only
     gap = np.round(np.abs(a - b), 12)  # so that equal gaps compare equal despite rounding
-    i = int(np.lexsort((a + b, gap))[0])
-    return float((a[i] + b[i]) / 2), float(roc.thresholds[1:][i])
+    return 1 + int(np.lexsort((a + b, gap))[0])
+
+
+def eer_midpoint_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The EER operating point's threshold moved to the middle of its interval.
+
+    On data, the rates of :func:`eer` hold for every threshold t in (u, s], where s is the
+    EER threshold (a score) and u the next lower distinct score: all of them make the same
+    decisions here. :func:`eer` returns s, the edge, so a new face scoring a hair below the
+    lowest accepted one is rejected. Few samples (5 per class) leave wide gaps between
+    scores, and the middle ``(s + u) / 2`` is the threshold farthest from both neighbours
+    with the same rates, the robust choice for them. When s is the lowest score, it is
+    returned as it is (nothing lies below it).
+    """
+    roc = roc_curve(scores, labels)
+    i = _eer_index(roc)
+    s = roc.thresholds[i]
+    return float(s if i + 1 == len(roc.thresholds) else (s + roc.thresholds[i + 1]) / 2)
 
 
 def threshold_at_bpcer(scores: np.ndarray, labels: np.ndarray, target: float) -> float:
@@ -183,13 +206,15 @@ def parse_threshold_rule(rule: str) -> tuple[str, float | None]:
                      f"got {rule!r}")
 
 
-def select_threshold(scores: np.ndarray, labels: np.ndarray, rule: str = "eer") -> float:
+def select_threshold(scores: np.ndarray, labels: np.ndarray, rule: str = "eer",
+                     midpoint: bool = False) -> float:
     """A decision threshold chosen on validation data by ``rule`` (see
     :func:`parse_threshold_rule`): the EER point, the highest threshold within a BPCER budget,
-    or a fixed value."""
+    or a fixed value. ``midpoint=True`` takes the EER point in the middle of its interval
+    (:func:`eer_midpoint_threshold`, for few samples)."""
     kind, value = parse_threshold_rule(rule)
     if kind == "eer":
-        return eer(scores, labels)[1]
+        return eer_midpoint_threshold(scores, labels) if midpoint else eer(scores, labels)[1]
     if kind == "bpcer":
         return threshold_at_bpcer(scores, labels, value)
     return value

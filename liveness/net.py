@@ -97,6 +97,11 @@ def load_model(path: str | Path) -> LivenessModel:
     try:
         net = sn.load(path)
     except ValueError as e:
+        from liveness.train import is_checkpoint  # only on this error path: train is heavy
+        if is_checkpoint(path):
+            raise UserError(f"{path} is a training checkpoint, not a model; use "
+                            f"{path.parent / 'model.npz'}, or resume training with "
+                            f"`liveness train --resume {path.parent}`") from None
         raise UserError(f"{e}; retrain or re-download the model") from None
     meta = getattr(net, "metadata", {}) or {}
     if meta.get("kind") != "LivenessNet":

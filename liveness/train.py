@@ -28,6 +28,7 @@ import dataclasses
 import json
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +251,17 @@ def save_checkpoint(path: Path, net: sn.Sequential, optimizer: sn.Adam | sn.SGD,
     arrays["state"] = np.array(json.dumps(state))
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is an ``.npz`` written by :func:`save_checkpoint` (a run state plus
+    ``model/...`` weights), e.g. to tell a user who passed it where a model was expected."""
+    try:
+        with zipfile.ZipFile(path) as z:  # an .npz is a zip of "<name>.npy" members
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return "state.npy" in names and any(n.startswith("model/") for n in names)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:

@@ -96,6 +96,15 @@ def detector() -> HaarDetector:
     return HaarDetector(scale_factor=1.2)
 
 
+def write_video(path, n_frames: int):
+    """An MJPG .avi of ``make_frames(n_frames)``; returns ``path``."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
+    for frame in make_frames(n_frames):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def read_video(path) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     out = []
@@ -265,10 +274,7 @@ def test_busy_camera_that_opens_but_gives_no_frame(monkeypatch, detector):
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
-    video = tmp_path / "v.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
-    writer.write(make_frames(1)[0])
-    writer.release()
+    video = write_video(tmp_path / "v.avi", 1)
     missing = ["demo", "--model", str(tmp_path / "none.npz"), "--source", str(video),
                "--no-display"]
     assert cli.main(missing) == 2
@@ -285,11 +291,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
 def test_cli_runs_a_saved_model_on_a_video(tmp_path, capsys):
     from liveness.net import LivenessModel, build_livenessnet
 
-    video = tmp_path / "v.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
-    for frame in make_frames(6):
-        writer.write(frame)
-    writer.release()
+    video = write_video(tmp_path / "v.avi", 6)
     model = LivenessModel(build_livenessnet(size=16), Preprocessing(size=16), threshold=0.5)
     model.save(tmp_path / "m.npz")
     code = cli.main(["demo", "--model", str(tmp_path / "m.npz"), "--source", str(video),

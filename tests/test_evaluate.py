@@ -93,3 +93,41 @@ def test_missing_inputs_exit_2_with_one_line(which, synth_dir, model_path, tmp_p
     assert cli.main(["evaluate", *argv]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_presentation_level_figures_for_a_hand_table():
+    scores = np.array([0.9, 0.7, 0.3, 0.4, 0.2, 0.8, 0.6, 0.1, 0.3])
+    labels = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0])
+    keys = np.array(["a/real"] * 3 + ["b/real"] * 2 + ["a/fake"] * 2 + ["b/fake"] * 2)
+    r = build_report(scores, labels, 0.5, presentations=keys)
+    # frames: reals .3 .4 .2 rejected (3 of 5), fakes .8 .6 accepted (2 of 4)
+    assert (r["bpcer"], r["apcer"]) == (0.6, 0.5)
+    # presentations (mean of frames): a/real .633 real, b/real .3 fake (wrong),
+    # a/fake .7 real (wrong), b/fake .2 fake
+    p = r["per_presentation"]
+    assert (p["apcer"], p["bpcer"], p["acer"], p["n_real"], p["n_fake"]) == (0.5, 0.5, 0.5, 2, 2)
+    rows = {row["presentation"]: row for row in p["presentations"]}
+    assert rows["a/real"]["score"] == pytest.approx(1.9 / 3) and rows["a/real"]["frames"] == 3
+    assert [rows[k]["decision"] for k in ("a/real", "b/real", "a/fake", "b/fake")] == \
+        ["real", "fake", "real", "fake"]
+    text = format_report(r)
+    assert "per presentation (mean score of its frames)" in text
+    assert "attacks accepted (1 of 2)" in text and "bona fide rejected (1 of 2)" in text
+    assert "b/real       2   0.300  fake  (wrong)" in text
+    assert "per_presentation" not in build_report(scores, labels, 0.5)  # frames by default
+
+
+def test_per_recording_uses_the_gather_manifest_sources(tmp_path, model_path, capsys):
+    root = tmp_path / "data"
+    for group in ("g1", "g2"):
+        write_dataset(root / group, n_per_class=4, seed=5)
+    real = sorted(p.name for p in (root / "g1" / "real").iterdir())
+    with open(root / "g1" / "manifest.csv", "w") as f:
+        f.write("crop,label,source,frame\n")
+        for i, name in enumerate(real):
+            f.write(f"real/{name},real,/videos/{'me' if i < 2 else 'me_again'}.mp4,{i}\n")
+    assert cli.main(["evaluate", str(model_path), str(root), "--per-recording", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["per_presentation"]["presentations"]
+    frames = {row["presentation"]: row["frames"] for row in rows}
+    assert frames == {"g1/real/me.mp4": 2, "g1/real/me_again.mp4": 2, "g1/fake": 4,
+                      "g2/real": 4, "g2/fake": 4}

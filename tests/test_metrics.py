@@ -145,3 +145,15 @@ def test_auc_equals_the_pairwise_count_and_roc_is_monotone(pairs):
     assert (np.diff(roc.apcer) >= 0).all() and (np.diff(roc.bpcer) <= 0).all()
     for t, a, b in zip(roc.thresholds[1:], roc.apcer[1:], roc.bpcer[1:], strict=True):
         assert (M.apcer(scores, labels, t), M.bpcer(scores, labels, t)) == (a, b)
+
+
+def test_eer_midpoint_threshold_by_hand():
+    scores = [0.9, 0.6, 0.2, 0.8, 0.3, 0.1]
+    labels = [1, 1, 1, 0, 0, 0]
+    # at t = .6: reals accepted .9 .6 (BPCER 1/3), fakes accepted .8 (APCER 1/3)
+    assert M.eer(scores, labels) == (pytest.approx(1 / 3), 0.6)
+    assert M.eer_midpoint_threshold(scores, labels) == pytest.approx((0.6 + 0.3) / 2)
+    # EER at .5 (APCER 1, BPCER 1): midway to .1
+    assert M.eer_midpoint_threshold([0.5, 0.1], [0, 1]) == pytest.approx(0.3)
+    # one distinct score: nothing lies below it, it is returned as it is
+    assert M.eer_midpoint_threshold([0.5, 0.5], [0, 1]) == 0.5
