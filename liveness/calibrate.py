@@ -18,36 +18,12 @@ The threshold comes from ``--threshold-at`` (the rules of ``liveness train``). "
 equal-error point of the calibration scores *taken in the middle of its interval*
 (:func:`liveness.metrics.eer_midpoint_threshold`): with 5 crops per class many thresholds make
 the same decisions on them, and the middle of that gap is the one farthest from the
-calibration scores on both sides. Measured with the threshold method (benchmark below, seeds
-0-3), the middle instead of the edge (the score itself, as ``liveness train`` uses) lowers the
-mean ACER from 26.3% to 21.0% at K = 5 (paired d -5.3 points, se 0.7), and by 4.2, 2.6 and 0.8
-points at K = 10, 20, 50. The result is a normal model file (it loads wherever
+calibration scores on both sides. The result is a normal model file (it loads wherever
 ``model.npz`` does) whose metadata key ``"calibration"`` records the method, the crops used,
 the seed, the source model's threshold and the calibration set's report (which is optimistic:
 the threshold was chosen on those very crops).
 
-Why the default: ``benchmarks/train_liveness.py --run calibrated`` (the leave-recordings-out
-fold models of seeds 0-3; each held-out recording calibrated on its first K crops per class and
-evaluated on its later crops), mean ACER over the 22 recordings (19 at K = 50), with the
-paired difference to the uncalibrated model on the same crops and its standard error over seeds:
-
-    K per class           5              10             20             50
-    uncalibrated        27.2%          27.3%          27.2%          29.4%
-    threshold           21.0% (-6.3)   20.4% (-6.9)   20.4% (-6.8)   22.9% (-6.5)
-    batchnorm           31.6% (+4.3)   29.7% (+2.4)   28.3% (+1.1)   29.5% (+0.0)
-    dense               16.3% (-11.0)  14.8% (-12.4)  14.4% (-12.8)  13.3% (-16.2)
-    se of the dense d    1.5            1.4            1.7            1.1
-
-``dense`` is best at every K and the default. Refitting batch norm makes things worse
-(probably: the statistics of 10-100 crops of one recording are not those the later layers were
-trained to see). The worst recordings stay bad whatever the method: max ACER 45-52% for dense
-(the worst are shivamyadav, shubhamlala, lestari15), 6 recordings above 20% at K = 20, so the
-project's targets (K = 20: mean <= 10%, none above 20%) are not reached; K = 5 beats the
-uncalibrated model by 11.0 points, 7 standard errors. The dense settings came from seeds 0-2 at
-30, 100 or 300 steps and lr 1e-3 or 1e-2 (K = 20: 14.3-16.9%, the 30-step 1e-3 setting the
-worst); a nearest-class-mean head on the same features gave 15.0%. Fine-tuning every layer
-(batch norm in eval mode, 100 full-batch steps) gave 12.3% at K = 20 on seed 0 (dense 14.2%)
-for about 40 times the compute, and is not offered.
+Why ``dense`` is the default, and the midpoint threshold, as measured: ``docs/experiments.md``.
 """
 
 from __future__ import annotations

@@ -78,9 +78,9 @@ class TrainConfig:
     size: int = 32
     margin: float = 0.0  # the margin the crops were cut with (recorded for the demo)
     normalization: str = "standardize"
-    face_size: int = 0  # > size: patch mode (see liveness.preprocess), faces resized to this
+    face_size: int = 96  # > size: patch mode (see liveness.preprocess), faces resized to this
     grid: int = 3  # patch mode: grid x grid patches scored per face
-    whole: bool = False  # patch mode: the whole face at size is a view too (half the score)
+    whole: bool = True  # patch mode: the whole face at size is a view too (half the score)
     augment: bool = True
     jitter: float = 0.2  # brightness / contrast / colour jitter strength (0 = tutorial's)
     quarter_turns: bool = False  # also rotate training faces by random multiples of 90 degrees
@@ -108,12 +108,13 @@ class TrainConfig:
 
 
 # The paper's settings (Adam, lr 1e-5, batch 8, 50 epochs, random 75/25 split, the tutorial's
-# augmentation, inputs in [0, 1]); everything else keeps the defaults.
+# augmentation, inputs in [0, 1], the whole face resized to the input); everything else keeps
+# the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"lr": 1e-5, "batch_size": 8, "epochs": 50, "split": "random",
               "val_fraction": 0.25, "augment": True, "jitter": 0.0, "balance": "none",
-              "early_stopping": 0, "normalization": "unit"},
+              "early_stopping": 0, "normalization": "unit", "face_size": 0, "whole": False},
 }
 
 
@@ -307,6 +308,8 @@ def check_config(cfg: TrainConfig) -> None:
         (cfg.monitor not in ("val_loss", "val_auc"), "--monitor must be val_loss or val_auc"),
         (cfg.epochs < 1 or cfg.batch_size < 1, "--epochs and --batch-size must be >= 1"),
         (not 0 < cfg.val_fraction < 1, "--val-fraction must be between 0 and 1"),
+        (cfg.face_size and (cfg.face_size <= cfg.size or cfg.grid < 1),
+         f"--face-size must be 0 (off) or larger than --size ({cfg.size}), and --grid >= 1"),
         (not cfg.lr > 0, "--lr must be > 0"),
     ) if bad]
     if problems:
@@ -468,10 +471,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-size", type=int, metavar="PIXELS",
                         help="patch mode: resize each face to PIXELS (> --size) and train on "
                              "random --size patches of it; a face's score is the mean over a "
-                             f"--grid x --grid of patches (default {d.face_size}: off)")
+                             f"--grid x --grid of patches (default {d.face_size}; 0 = off: the "
+                             "whole face resized to --size only)")
     parser.add_argument("--grid", type=int, help=f"patch mode: patches per side, default {d.grid}")
-    parser.add_argument("--whole", action="store_true", default=None,
-                        help="patch mode: the whole face at --size is a view too, scoring half")
+    parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=None,
+                        help="patch mode: the whole face at --size is a view too, half of the "
+                             f"score (default {'on' if d.whole else 'off'})")
     parser.add_argument("--margin", type=float,
                         help="crop margin the dataset was gathered with (stored for the demo)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS,

@@ -145,7 +145,8 @@ def test_separate_validation_folder_and_split_by_recording(synth_dir, tmp_path):
 
 
 def test_patch_mode_trains_and_scores_each_face_by_its_mean_patch(synth_dir, tmp_path):
-    model = train(tiny(synth_dir, tmp_path / "run", size=8, face_size=16, grid=2), verbose=False)
+    model = train(tiny(synth_dir, tmp_path / "run", size=8, face_size=16, grid=2, whole=False),
+                  verbose=False)
     assert (model.preprocessing.face_size, model.preprocessing.grid) == (16, 2)
     loaded = load_model(tmp_path / "run" / "model.npz")
     assert loaded.preprocessing == model.preprocessing
