@@ -56,14 +56,17 @@ def crops(folder: Path) -> tuple[list[np.ndarray], np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lro", type=Path, required=True,
-                        help="output folder of train_liveness.py --run lro")
+    parser.add_argument("--lro", type=Path, action="append", required=True,
+                        help="output folder of train_liveness.py --run lro (repeatable, e.g. "
+                             "one per seed)")
     parser.add_argument("--data", type=Path, default=Path(
         os.environ.get("LIVENESS_DATA", ROOT.parent / "shared" / "data")) / "faces")
-    parser.add_argument("--out", type=Path, default=None, help="JSON results (default: --lro)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results (default: print_attacks.json in the first --lro)")
     args = parser.parse_args()
     rows: dict[str, dict[int, dict[str, float]]] = {}
-    for seed, model_path, test in fold_models(args.lro):
+    folds = [fold for lro in args.lro for fold in fold_models(lro)]
+    for seed, model_path, test in folds:
         model = load_model(model_path)
         for name in test:
             images, labels = crops(args.data / name)
@@ -93,7 +96,7 @@ def main() -> int:
     print(f"{'mean':>14} {summary['auc_print']:10.3f} {summary['apcer_print']:12.1%} "
           f"{summary['auc_replay']:11.3f}   AUC print per seed "
           f"{', '.join(f'{a:.3f}' for a in per_seed)}")
-    out = args.out or args.lro / "print_attacks.json"
+    out = args.out or args.lro[0] / "print_attacks.json"
     with atomic_write(out, "w") as f:
         json.dump({"recordings": mean, "by_seed": rows, "summary": summary}, f, indent=2)
     print(f"wrote {out}")
