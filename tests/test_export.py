@@ -4,8 +4,10 @@ gives the same scores, reports and demo labels on OpenCV DNN and ONNX Runtime as
 from __future__ import annotations
 
 import json
+import re
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from liveness.data import load_dataset
 from liveness.demo import build_detector, run_demo
 from liveness.evaluate import score_dataset
 from liveness.net import NORMALIZATION_FORMULAS, ONNX_METADATA_KEY, load_model
-from liveness.preprocess import NORMALIZATIONS
+from liveness.preprocess import NORMALIZATIONS, normalize
 from liveness.synthetic import write_dataset, write_videos
 from liveness.train import TrainConfig, train
 
@@ -27,6 +29,7 @@ ONNX_RUNTIME = pytest.mark.skipif(find_spec("onnxruntime") is None,
                                   reason='onnxruntime not installed (pip install ".[onnx]"): '
                                          "ONNX Runtime runs skipped")
 ENGINES = ["opencv", pytest.param("onnxruntime", marks=ONNX_RUNTIME)]
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +93,18 @@ def test_scores_and_report_are_the_same_on_every_engine(run_dir, engine, model_f
     np.testing.assert_allclose(
         score_dataset(load_model(run_dir / model_file, engine), images),
         score_dataset(load_model(run_dir / "run" / "model.npz"), images), rtol=1e-5, atol=1e-5)
+
+
+@ONNX_RUNTIME
+def test_readme_snippet_runs_the_file_without_this_project(run_dir, monkeypatch):
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    snippet = next(block for block in blocks if "onnxruntime.InferenceSession" in block)
+    model = load_model(run_dir / "run" / "model.npz")
+    names = {"x": normalize(load_dataset(run_dir / "test", size=32).images,
+                            model.preprocessing.normalization)}
+    monkeypatch.chdir(run_dir)  # the snippet opens "model.onnx"
+    exec(snippet, names)
+    assert (names["is_real"] == (model.scores(names["x"]) >= model.threshold)).all()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
