@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_normalization import randomised  # batch norm's gamma, beta and statistics
 
 import scratchnet as sn
 from liveness.engines import OnnxRuntimeEngine, OpenCVEngine
@@ -33,13 +34,7 @@ def randomise(layer: sn.Layer, rng: np.random.Generator) -> sn.Layer:
     """Non-trivial biases and batch-norm statistics (a fresh layer has zeros and ones)."""
     if "b" in layer.params:
         layer.params["b"][...] = rng.normal(0, 0.5, layer.params["b"].shape)
-    if "gamma" in layer.params:
-        c = layer.num_features
-        layer.params["gamma"][...] = rng.uniform(0.5, 2, c)
-        layer.params["beta"][...] = rng.normal(0, 1, c)
-        layer.buffers["running_mean"][...] = rng.normal(0, 1, c)
-        layer.buffers["running_var"][...] = rng.uniform(0.5, 2, c)
-    return layer
+    return randomised(layer, rng) if "gamma" in layer.params else layer
 
 
 PAIRS = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
