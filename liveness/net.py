@@ -38,9 +38,13 @@ ONNX_METADATA_KEY = "liveness"
 #: What each normalisation does, written into ONNX files for whoever deploys them.
 NORMALIZATION_FORMULAS = {
     "unit": "x = rgb / 255, values in [0, 1]",
-    "standardize": "x = rgb / 255, then per image x = (x - mean(x)) / max(std(x), 0.001), "
-                   "mean and std over all its channels and pixels",
+    "standardize": "x = rgb / 255, then per input (face or patch) x = (x - mean(x)) / "
+                   "max(std(x), 0.001), mean and std over all its channels and pixels",
 }
+#: Patch mode (``Preprocessing.face_size``), as written into ONNX files.
+PATCHES = ("{g} x {g} inputs per face: {s} x {s} patches of the resized face, evenly spaced "
+           "from its top-left to its bottom-right corner, row by row; the face's output is "
+           "the mean of its patches' outputs")
 
 
 def build_livenessnet(size: int = 32, plain: bool = False, seed: int | None = 0) -> sn.Sequential:
@@ -126,14 +130,17 @@ class LivenessModel:
             "channel_order": "RGB",
             "crop_margin": f"{pp.margin:g} (the face box grown by this share of its side on "
                            "each side)",
-            "resize": "cv2.resize to input_size x input_size: INTER_AREA when shrinking, "
-                      "INTER_LINEAR when enlarging",
+            "resize": f"the face crop to {pp.load_size} x {pp.load_size} with cv2.resize: "
+                      "INTER_AREA when shrinking, INTER_LINEAR when enlarging",
+            "patches": PATCHES.format(g=pp.grid, s=size) if pp.face_size else
+                       "none: the resized face is the input",
             "normalization": pp.normalization,
             "normalization_formula": NORMALIZATION_FORMULAS[pp.normalization],
             "classes": ",".join(CLASSES),
             "output": f"probabilities (N, {len(CLASSES)}), columns in the order of classes",
             "threshold": repr(float(self.threshold)),
-            "decision": f"real when output[:, {REAL}] >= threshold",
+            "decision": f"real when P(real) = output[:, {REAL}] >= threshold (in patch mode "
+                        "the mean over the face's patches)",
         }
 
     def to_onnx(self) -> bytes:

@@ -17,8 +17,14 @@ from liveness import cli
 from liveness.data import load_dataset
 from liveness.demo import build_detector, run_demo
 from liveness.evaluate import score_dataset
-from liveness.net import NORMALIZATION_FORMULAS, ONNX_METADATA_KEY, load_model
-from liveness.preprocess import NORMALIZATIONS, normalize
+from liveness.net import (
+    NORMALIZATION_FORMULAS,
+    ONNX_METADATA_KEY,
+    LivenessModel,
+    build_livenessnet,
+    load_model,
+)
+from liveness.preprocess import NORMALIZATIONS, Preprocessing, normalize
 from liveness.synthetic import write_dataset, write_videos
 from liveness.train import TrainConfig, train
 
@@ -59,6 +65,7 @@ def test_export_stores_what_a_deployment_needs(run_dir):
     assert (props["input_size"], props["input_shape"], props["channel_order"]) == \
         ("32", "N,3,32,32", "RGB")
     assert props["normalization"] == "standardize" and props["classes"] == "fake,real"
+    assert props["patches"].startswith("none")
     assert float(props["threshold"]) == model.threshold
     assert "output[:, 1] >= threshold" in props["decision"]
 
@@ -93,6 +100,21 @@ def test_scores_and_report_are_the_same_on_every_engine(run_dir, engine, model_f
     np.testing.assert_allclose(
         score_dataset(load_model(run_dir / model_file, engine), images),
         score_dataset(load_model(run_dir / "run" / "model.npz"), images), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_patch_mode_model_scores_the_same_and_says_how_to_cut_patches(engine, tmp_path):
+    pp = Preprocessing(size=16, normalization="standardize", face_size=40, grid=2)
+    LivenessModel(build_livenessnet(16, seed=3), pp, 0.5).save(tmp_path / "m.npz")
+    assert cli.main(["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    props = onnx_props(tmp_path / "m.onnx")
+    assert props["input_size"] == "16" and "40 x 40" in props["resize"]
+    assert props["patches"].startswith("2 x 2 inputs per face: 16 x 16 patches")
+    crops = [np.random.default_rng(i).integers(0, 255, (50, 44, 3), dtype=np.uint8)
+             for i in range(5)]
+    np.testing.assert_allclose(load_model(tmp_path / "m.onnx", engine).score_crops(crops),
+                               load_model(tmp_path / "m.npz").score_crops(crops), rtol=1e-5,
+                               atol=1e-5)
 
 
 @ONNX_RUNTIME
