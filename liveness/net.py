@@ -41,10 +41,21 @@ NORMALIZATION_FORMULAS = {
     "standardize": "x = rgb / 255, then per input (face or patch) x = (x - mean(x)) / "
                    "max(std(x), 0.001), mean and std over all its channels and pixels",
 }
-#: Patch mode (``Preprocessing.face_size``), as written into ONNX files.
-PATCHES = ("{g} x {g} inputs per face: {s} x {s} patches of the resized face, evenly spaced "
-           "from its top-left to its bottom-right corner, row by row; the face's output is "
-           "the mean of its patches' outputs")
+
+
+def views_description(pp: Preprocessing) -> str:
+    """How one face becomes the network's inputs and their outputs its score, in words (for
+    the ONNX metadata key ``patches``)."""
+    if not pp.face_size:
+        return "none: the resized face is the input"
+    g, s = pp.grid, pp.size
+    text = (f"{pp.views} inputs per face: {g} x {g} patches of {s} x {s} of the resized face, "
+            "evenly spaced from its top-left to its bottom-right corner, row by row")
+    if pp.whole:
+        return (text + f", then the whole face shrunk to {s} x {s} (cv2.INTER_AREA); the "
+                "face's output is the mean of (the mean of its patches' outputs) and (the whole "
+                "face's output)")
+    return text + "; the face's output is the mean of its patches' outputs"
 
 
 def build_livenessnet(size: int = 32, plain: bool = False, seed: int | None = 0) -> sn.Sequential:
@@ -132,8 +143,7 @@ class LivenessModel:
                            "each side)",
             "resize": f"the face crop to {pp.load_size} x {pp.load_size} with cv2.resize: "
                       "INTER_AREA when shrinking, INTER_LINEAR when enlarging",
-            "patches": PATCHES.format(g=pp.grid, s=size) if pp.face_size else
-                       "none: the resized face is the input",
+            "patches": views_description(pp),
             "normalization": pp.normalization,
             "normalization_formula": NORMALIZATION_FORMULAS[pp.normalization],
             "classes": ",".join(CLASSES),

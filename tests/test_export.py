@@ -103,13 +103,16 @@ def test_scores_and_report_are_the_same_on_every_engine(run_dir, engine, model_f
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_patch_mode_model_scores_the_same_and_says_how_to_cut_patches(engine, tmp_path):
-    pp = Preprocessing(size=16, normalization="standardize", face_size=40, grid=2)
+@pytest.mark.parametrize("whole", [False, True])
+def test_patch_mode_model_scores_the_same_and_says_how_to_cut_patches(engine, whole, tmp_path):
+    pp = Preprocessing(size=16, normalization="standardize", face_size=40, grid=2, whole=whole)
     LivenessModel(build_livenessnet(16, seed=3), pp, 0.5).save(tmp_path / "m.npz")
     assert cli.main(["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
     props = onnx_props(tmp_path / "m.onnx")
     assert props["input_size"] == "16" and "40 x 40" in props["resize"]
-    assert props["patches"].startswith("2 x 2 inputs per face: 16 x 16 patches")
+    views = "5 inputs per face" if whole else "4 inputs per face"
+    assert props["patches"].startswith(f"{views}: 2 x 2 patches of 16 x 16")
+    assert ("whole face shrunk to 16 x 16" in props["patches"]) == whole
     crops = [np.random.default_rng(i).integers(0, 255, (50, 44, 3), dtype=np.uint8)
              for i in range(5)]
     np.testing.assert_allclose(load_model(tmp_path / "m.onnx", engine).score_crops(crops),
@@ -145,6 +148,27 @@ def test_demo_labels_the_same_on_every_engine(run_dir, engine, tmp_path):
     assert [f[:2] for f in theirs] == [f[:2] for f in ours]  # same faces, same labels
     np.testing.assert_allclose([f[2] for f in theirs], [f[2] for f in ours], rtol=1e-5,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_demo_calibrates_on_scratchnet_then_runs_on_the_engine(run_dir, engine, tmp_path,
+                                                               capsys):
+    video = write_videos(tmp_path, seconds=0.5, fps=8, seed=2, size=(320, 240))["real"]
+    frames = {}
+    for name in ("scratchnet", engine):
+        out = tmp_path / f"{name}.json"
+        assert cli.main(["demo", "--model", str(run_dir / "run" / "model.npz"), "--source",
+                         str(video), "--no-display", "--detect-width", "0", "--calibrate-from",
+                         str(run_dir / "test"), "--engine", name, "--json", str(out)]) == 0
+        frames[name] = json.loads(out.read_text())["frames"]
+    assert "calibrated" in capsys.readouterr().err
+    faces = [[f["faces"] for f in frames[name]] for name in ("scratchnet", engine)]
+    assert any(faces[0])
+    for ours, theirs in zip(*faces, strict=True):
+        assert [f["label"] for f in theirs] == [f["label"] for f in ours]
+        # scores are written with 4 decimals: equal to 1e-5 may still round 1e-4 apart
+        assert np.allclose([f["raw_score"] for f in theirs], [f["raw_score"] for f in ours],
+                           rtol=0, atol=1.01e-4)
 
 
 def test_missing_onnx_runtime_is_one_line_and_exit_2(run_dir, monkeypatch, capsys):
