@@ -17,9 +17,8 @@ threshold, and :func:`load_model` reads either, for the engine asked for.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -149,8 +148,8 @@ class LivenessModel:
             "classes": ",".join(CLASSES),
             "output": f"probabilities (N, {len(CLASSES)}), columns in the order of classes",
             "threshold": repr(float(self.threshold)),
-            "decision": f"real when P(real) = output[:, {REAL}] >= threshold (in patch mode "
-                        "the mean over the face's patches)",
+            "decision": f"real when P(real) = output[:, {REAL}] >= threshold (in patch mode: "
+                        "the face's outputs combined as patches says)",
         }
 
     def to_onnx(self) -> bytes:
@@ -189,7 +188,7 @@ def on_engine(model: LivenessModel, engine: str) -> LivenessModel:
     or "onnxruntime"); ``model`` itself for "scratchnet"."""
     if engine == "scratchnet":
         return model
-    return dataclasses.replace(model, net=make_engine(engine, model.to_onnx()))
+    return replace(model, net=make_engine(engine, model.to_onnx()))
 
 
 def _from_metadata(net: sn.Sequential | Predictor, meta: dict[str, Any],
