@@ -4,8 +4,9 @@
 
 The network is exported once to ONNX (``LivenessModel.to_onnx``, what ``liveness export``
 writes) and run as ``liveness evaluate/demo --engine ...`` run it, through each engine's
-``predict``. Measured: batch-1 latency (the demo: one face per frame) on 1 and on 2 threads,
-and batch-256 throughput (``liveness evaluate``, a server scoring many crops) on 2 threads.
+``predict``. Measured: batch-1 latency (one network input: a face in whole-face mode, a tenth
+of one in the default patch mode) on 1 and on 2 threads, and batch-256 throughput (``liveness
+evaluate``, a server scoring many crops) on 2 threads.
 Threads: scratchnet ``numba.set_num_threads`` (its BLAS calls run on one thread, as always);
 OpenCV ``cv2.setNumThreads``; ONNX Runtime ``intra_op_num_threads`` (one session per count).
 Repeats interleave the engines, so all see the same machine load; medians are reported, and

@@ -24,9 +24,9 @@ from scratchnet.io import atomic_write
 TOLERANCE, CHECK_SAMPLES = 1e-5, 32
 
 EXAMPLE = """\
-run it with ONNX Runtime (x: faces preprocessed as the file's metadata says, (N, 3, S, S)):
+run it with ONNX Runtime (x: the views of N faces, preprocessed as the file's metadata says):
   session = onnxruntime.InferenceSession("model.onnx")
-  p_real = session.run(None, {"input": x})[0][:, 1]   # real when >= metadata "threshold"
+  p = session.run(None, {"input": x})[0][:, 1]   # P(real) per view: combine as "patches" says
 """
 
 
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
                         "by `liveness train`")
     model = load_model(args.model)
     differences = export(model, args.out)
-    size = model.preprocessing.size
-    print(f"wrote {args.out}: input (N, 3, {size}, {size}) RGB, normalization "
-          f"{model.preprocessing.normalization}, output P(fake), P(real); "
+    pp = model.preprocessing
+    print(f"wrote {args.out}: input (N, 3, {pp.size}, {pp.size}) RGB, {pp.views} per face, "
+          f"normalization {pp.normalization}, output P(fake), P(real); "
           f"threshold {model.threshold:.4f}")
     checks = ", ".join(f"{name} {d:.1e}" for name, d in differences.items())
     print(f"largest difference from scratchnet on {CHECK_SAMPLES} random inputs: {checks}")

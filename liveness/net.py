@@ -46,7 +46,7 @@ def views_description(pp: Preprocessing) -> str:
     """How one face becomes the network's inputs and their outputs its score, in words (for
     the ONNX metadata key ``patches``)."""
     if not pp.face_size:
-        return "none: the resized face is the input"
+        return "1 input per face: the resized face"
     g, s = pp.grid, pp.size
     text = (f"{pp.views} inputs per face: {g} x {g} patches of {s} x {s} of the resized face, "
             "evenly spaced from its top-left to its bottom-right corner, row by row")
@@ -142,14 +142,15 @@ class LivenessModel:
                            "each side)",
             "resize": f"the face crop to {pp.load_size} x {pp.load_size} with cv2.resize: "
                       "INTER_AREA when shrinking, INTER_LINEAR when enlarging",
+            "views": str(pp.views),
             "patches": views_description(pp),
             "normalization": pp.normalization,
             "normalization_formula": NORMALIZATION_FORMULAS[pp.normalization],
             "classes": ",".join(CLASSES),
             "output": f"probabilities (N, {len(CLASSES)}), columns in the order of classes",
             "threshold": repr(float(self.threshold)),
-            "decision": f"real when P(real) = output[:, {REAL}] >= threshold (in patch mode: "
-                        "the face's outputs combined as patches says)",
+            "decision": f"real when P(real) >= threshold, P(real) = output[:, {REAL}] of the "
+                        "face's views combined as patches says",
         }
 
     def to_onnx(self) -> bytes:

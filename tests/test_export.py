@@ -24,7 +24,7 @@ from liveness.net import (
     build_livenessnet,
     load_model,
 )
-from liveness.preprocess import NORMALIZATIONS, Preprocessing, normalize
+from liveness.preprocess import NORMALIZATIONS, Preprocessing, network_input
 from liveness.synthetic import write_dataset, write_videos
 from liveness.train import TrainConfig, train
 
@@ -65,9 +65,11 @@ def test_export_stores_what_a_deployment_needs(run_dir):
     assert (props["input_size"], props["input_shape"], props["channel_order"]) == \
         ("32", "N,3,32,32", "RGB")
     assert props["normalization"] == "standardize" and props["classes"] == "fake,real"
-    assert props["patches"].startswith("none")
+    pp = model.preprocessing  # the default: 3 x 3 patches of the face at 96 px, the whole face
+    assert props["views"] == str(pp.views) == "10" and f"{pp.face_size} x" in props["resize"]
+    assert props["patches"].startswith("10 inputs per face: 3 x 3 patches of 32 x 32")
     assert float(props["threshold"]) == model.threshold
-    assert "output[:, 1] >= threshold" in props["decision"]
+    assert props["decision"].startswith("real when P(real) >= threshold, P(real) = output[:, 1]")
 
 
 def test_export_prints_the_check_and_help_shows_onnx_runtime(run_dir, tmp_path, capsys):
@@ -96,7 +98,8 @@ def test_scores_and_report_are_the_same_on_every_engine(run_dir, engine, model_f
     assert report == reference  # ACER, AUC, confusion matrix, per class: all of it
     predicted = np.sum(reference["confusion_matrix"], axis=0)
     assert predicted.min() > 0  # some faces called real, some fake: the decisions are tested
-    images = load_dataset(test_set, size=32).images
+    images = load_dataset(test_set, size=load_model(run_dir / "run" / "model.npz")
+                          .preprocessing.load_size).images
     np.testing.assert_allclose(
         score_dataset(load_model(run_dir / model_file, engine), images),
         score_dataset(load_model(run_dir / "run" / "model.npz"), images), rtol=1e-5, atol=1e-5)
@@ -125,10 +128,11 @@ def test_readme_snippet_runs_the_file_without_this_project(run_dir, monkeypatch)
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
     snippet = next(block for block in blocks if "onnxruntime.InferenceSession" in block)
     model = load_model(run_dir / "run" / "model.npz")
-    names = {"x": normalize(load_dataset(run_dir / "test", size=32).images,
-                            model.preprocessing.normalization)}
+    images = load_dataset(run_dir / "test", size=model.preprocessing.load_size).images
+    names = {"x": network_input(images, model.preprocessing)}
     monkeypatch.chdir(run_dir)  # the snippet opens "model.onnx"
     exec(snippet, names)
+    assert model.preprocessing.whole  # the snippet is written for the default preprocessing
     assert (names["is_real"] == (model.scores(names["x"]) >= model.threshold)).all()
 
 
