@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("liveness.train", "train LivenessNet on a dataset folder"),
     "evaluate": ("liveness.evaluate", "evaluate a model: per-class report and ISO 30107-3 metrics"),
     "calibrate": ("liveness.calibrate", "adapt a model to a new camera from a few labelled crops"),
+    "export": ("liveness.export", "write a trained model as ONNX, for inference engines"),
     "demo": ("liveness.demo", "label faces real/fake live on a camera or a video"),
     "explain": ("liveness.explain", "show what the network sees: feature maps and saliency"),
 }

@@ -40,9 +40,10 @@ import cv2
 import numba
 import numpy as np
 
+from liveness.engines import add_engine_argument
 from liveness.errors import UserError
 from liveness.faces import Box, FaceDetector, HaarDetector, make_detector
-from liveness.net import CLASSES, REAL, load_model
+from liveness.net import CLASSES, REAL, load_model, on_engine
 from liveness.preprocess import Preprocessing, preprocess_faces
 from scratchnet.io import atomic_write
 
@@ -541,7 +542,8 @@ def _show(frame: np.ndarray) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH",
-                   help="model file written by `liveness train`")
+                   help="model file written by `liveness train` (or `liveness export`, with "
+                        "--engine)")
     p.add_argument("--source", default="0", metavar="SRC",
                    help="camera index, video file or stream URL (default: camera 0)")
     p.add_argument("--output", metavar="VIDEO",
@@ -569,6 +571,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first calibrate the model (in memory) on the face crops in DIR/real "
                         "and DIR/fake from this camera, as `liveness calibrate` does with its "
                         "defaults")
+    add_engine_argument(p)
 
 
 def build_detector(spec: str, min_face: int = 40, detect_width: int = 320) -> FaceDetector:
@@ -580,11 +583,13 @@ def build_detector(spec: str, min_face: int = 40, detect_width: int = 320) -> Fa
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
-    if args.calibrate_from:
+    calibrating = bool(args.calibrate_from)  # calibration retrains part of scratchnet's net
+    model = load_model(args.model, "scratchnet" if calibrating else args.engine)
+    if calibrating:
         from liveness.calibrate import calibrate_from_folder, summary_line  # heavy, rarely used
         model, info = calibrate_from_folder(model, args.calibrate_from)
         print(f"demo: {summary_line(info)} in {args.calibrate_from}", file=sys.stderr)
+        model = on_engine(model, args.engine)
     detector = build_detector(args.detector, args.min_face, args.detect_width)
     display = not args.no_display
     if display and not has_screen():

@@ -31,6 +31,7 @@ import numpy as np
 
 from liveness import metrics as M
 from liveness.data import load_dataset, presentations
+from liveness.engines import add_engine_argument
 from liveness.errors import UserError
 from liveness.net import CLASSES, LivenessModel, load_model
 from liveness.plots import plot_confusion, plot_roc
@@ -197,10 +198,12 @@ def score_dataset(model: LivenessModel, images: np.ndarray, batch_size: int = 25
 
 
 def evaluate(model_path: str | Path, dataset: str | Path, threshold: float | None = None,
-             out_dir: str | Path | None = None, per_recording: bool = False) -> dict[str, Any]:
-    """Load a model and a dataset folder, score it, report (and write to ``out_dir`` if set);
-    ``per_recording`` adds the decisions per presentation (see the module docstring)."""
-    model = load_model(model_path)
+             out_dir: str | Path | None = None, per_recording: bool = False,
+             engine: str = "scratchnet") -> dict[str, Any]:
+    """Load a model (to run on ``engine``) and a dataset folder, score it, report (and write
+    to ``out_dir`` if set); ``per_recording`` adds the decisions per presentation (see the
+    module docstring)."""
+    model = load_model(model_path, engine)
     if not Path(dataset).is_dir():
         raise UserError(f"dataset folder {dataset} not found; point to a folder with real/ and "
                         "fake/ subfolders (see `liveness gather` or `liveness synth`)")
@@ -219,7 +222,8 @@ def _title(model_path: str | Path, dataset: str | Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file written by `liveness train` (model.npz)")
+    parser.add_argument("model", help="model file written by `liveness train` (model.npz), or "
+                                      "by `liveness export` (model.onnx, with --engine)")
     parser.add_argument("dataset", help="folder with real/ and fake/ (or <group>/real, "
                                         "<group>/fake) face crops")
     parser.add_argument("--threshold", type=float, default=None,
@@ -232,10 +236,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-recording", action="store_true",
                         help="also decide per presentation (each recording's real and fake "
                              "video, or each gathered source): the mean score of its frames")
+    add_engine_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(args.model, args.dataset, args.threshold, args.out, args.per_recording)
+    report = evaluate(args.model, args.dataset, args.threshold, args.out, args.per_recording,
+                      args.engine)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -9,22 +9,52 @@ the layer sizes of the tutorial it follows::
 
 ``plain=True`` drops batch norm and dropout. Class 0 is "fake", class 1 is "real"; the score of
 a face is P(real), and a face is called real when its score >= the model's threshold.
+
+A model lives in a ``.npz`` (scratchnet's format, written by ``liveness train``) or in an ONNX
+file (``liveness export``) for inference engines; both carry the preprocessing and the
+threshold, and :func:`load_model` reads either, for the engine asked for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 import scratchnet as sn
+from liveness.engines import INSTALL_HINT, make_engine
 from liveness.errors import UserError
 from liveness.preprocess import Preprocessing, preprocess
+from scratchnet.onnx_export import to_onnx
 
 CLASSES = ("fake", "real")
 REAL = CLASSES.index("real")
+#: The key of an ONNX file's metadata that holds the model file's whole metadata as JSON.
+ONNX_METADATA_KEY = "liveness"
+#: What each normalisation does, written into ONNX files for whoever deploys them.
+NORMALIZATION_FORMULAS = {
+    "unit": "x = rgb / 255, values in [0, 1]",
+    "standardize": "x = rgb / 255, then per input (face or patch) x = (x - mean(x)) / "
+                   "max(std(x), 0.001), mean and std over all its channels and pixels",
+}
+
+
+def views_description(pp: Preprocessing) -> str:
+    """How one face becomes the network's inputs and their outputs its score, in words (for
+    the ONNX metadata key ``patches``)."""
+    if not pp.face_size:
+        return "1 input per face: the resized face"
+    g, s = pp.grid, pp.size
+    text = (f"{pp.views} inputs per face: {g} x {g} patches of {s} x {s} of the resized face, "
+            "evenly spaced from its top-left to its bottom-right corner, row by row")
+    if pp.whole:
+        return (text + f", then the whole face shrunk to {s} x {s} (cv2.INTER_AREA); the "
+                "face's output is the mean of (the mean of its patches' outputs) and (the whole "
+                "face's output)")
+    return text + "; the face's output is the mean of its patches' outputs"
 
 
 def build_livenessnet(size: int = 32, plain: bool = False, seed: int | None = 0) -> sn.Sequential:
@@ -49,11 +79,22 @@ def build_livenessnet(size: int = 32, plain: bool = False, seed: int | None = 0)
     return sn.Sequential(block(3, 16) + block(16, 32) + head)
 
 
+class Predictor(Protocol):
+    """What scores a preprocessed batch: a scratchnet ``Sequential``, or an engine running its
+    ONNX export (:mod:`liveness.engines`)."""
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray: ...
+
+
 @dataclass
 class LivenessModel:
-    """A trained network plus what it needs at use time: preprocessing and threshold."""
+    """A trained network plus what it needs at use time: preprocessing and threshold.
 
-    net: sn.Sequential
+    ``net`` is the scratchnet network, or an inference engine running its ONNX export: every
+    score goes through ``net.predict``, whichever it is.
+    """
+
+    net: sn.Sequential | Predictor
     preprocessing: Preprocessing
     threshold: float = 0.5
 
@@ -87,13 +128,50 @@ class LivenessModel:
         """One ``.npz`` (scratchnet format), written atomically, metadata included."""
         sn.save(self.net, path, metadata=self.metadata(**extra))
 
+    def onnx_metadata(self) -> dict[str, str]:
+        """What a deployment needs to feed the ONNX file and read its output, as readable
+        keys, plus the model file's whole metadata as JSON under :data:`ONNX_METADATA_KEY`."""
+        pp, size = self.preprocessing, self.preprocessing.size
+        return {
+            ONNX_METADATA_KEY: json.dumps(self.net.metadata | self.metadata()),
+            "input_shape": f"N,3,{size},{size}",
+            "input_size": str(size),
+            "layout": "NCHW, float32",
+            "channel_order": "RGB",
+            "crop_margin": f"{pp.margin:g} (the face box grown by this share of its side on "
+                           "each side)",
+            "resize": f"the face crop to {pp.load_size} x {pp.load_size} with cv2.resize: "
+                      "INTER_AREA when shrinking, INTER_LINEAR when enlarging",
+            "views": str(pp.views),
+            "patches": views_description(pp),
+            "normalization": pp.normalization,
+            "normalization_formula": NORMALIZATION_FORMULAS[pp.normalization],
+            "classes": ",".join(CLASSES),
+            "output": f"probabilities (N, {len(CLASSES)}), columns in the order of classes",
+            "threshold": repr(float(self.threshold)),
+            "decision": f"real when P(real) >= threshold, P(real) = output[:, {REAL}] of the "
+                        "face's views combined as patches says",
+        }
 
-def load_model(path: str | Path) -> LivenessModel:
-    """Load a LivenessNet model file; a missing or foreign file is a one-line :class:`UserError`."""
+    def to_onnx(self) -> bytes:
+        """The network as an ONNX file (its bytes), with :meth:`onnx_metadata` inside."""
+        size = self.preprocessing.size
+        try:
+            return to_onnx(self.net, (3, size, size), self.onnx_metadata()).SerializeToString()
+        except ImportError:
+            raise UserError(f"exporting to ONNX needs the onnx package: {INSTALL_HINT}") from None
+
+
+def load_model(path: str | Path, engine: str = "scratchnet") -> LivenessModel:
+    """Load a model file to run on ``engine`` (see :mod:`liveness.engines`): a ``.npz``
+    written by ``liveness train`` (any engine) or an ``.onnx`` written by ``liveness export``
+    (ONNX engines). A missing or foreign file is a one-line :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} not found; train one with `liveness train` "
                         "or run `liveness quickstart`")
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path, engine)
     try:
         net = sn.load(path)
     except ValueError as e:
@@ -103,9 +181,43 @@ def load_model(path: str | Path) -> LivenessModel:
                             f"{path.parent / 'model.npz'}, or resume training with "
                             f"`liveness train --resume {path.parent}`") from None
         raise UserError(f"{e}; retrain or re-download the model") from None
-    meta = getattr(net, "metadata", {}) or {}
+    return on_engine(_from_metadata(net, net.metadata, path), engine)
+
+
+def on_engine(model: LivenessModel, engine: str) -> LivenessModel:
+    """``model`` with its scratchnet network exported to ONNX and run on ``engine`` ("opencv"
+    or "onnxruntime"); ``model`` itself for "scratchnet"."""
+    if engine == "scratchnet":
+        return model
+    return replace(model, net=make_engine(engine, model.to_onnx()))
+
+
+def _from_metadata(net: sn.Sequential | Predictor, meta: dict[str, Any],
+                   path: Path) -> LivenessModel:
     if meta.get("kind") != "LivenessNet":
         raise UserError(f"{path} is a scratchnet model but not a LivenessNet model "
                         "(no liveness metadata); use a model written by `liveness train`")
     return LivenessModel(net, Preprocessing.from_dict(meta.get("preprocessing", {})),
                          float(meta.get("threshold", 0.5)))
+
+
+def _load_onnx(path: Path, engine: str) -> LivenessModel:
+    """An ONNX file from ``liveness export``: its metadata, and the network on ``engine``."""
+    if engine == "scratchnet":
+        raise UserError(f"{path} is an ONNX file: run it with --engine onnxruntime or --engine "
+                        "opencv (scratchnet runs the model.npz written by `liveness train`)")
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError:
+        raise UserError(f"reading {path} needs the onnx package: {INSTALL_HINT}") from None
+    data = path.read_bytes()
+    try:
+        props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except DecodeError:
+        raise UserError(f"{path} is not a readable ONNX file; export it again with "
+                        "`liveness export`") from None
+    if ONNX_METADATA_KEY not in props:
+        raise UserError(f"{path} is an ONNX model without liveness metadata; export a "
+                        "LivenessNet model with `liveness export`")
+    return _from_metadata(make_engine(engine, data), json.loads(props[ONNX_METADATA_KEY]), path)

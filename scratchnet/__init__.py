@@ -13,6 +13,7 @@ from scratchnet.layers import Dense, Dropout, Flatten
 from scratchnet.losses import SoftmaxCrossEntropy
 from scratchnet.model import Callback, EarlyStopping, History, Sequential
 from scratchnet.normalization import BatchNorm1D, BatchNorm2D
+from scratchnet.onnx_export import export_onnx
 from scratchnet.optim import SGD, Adam, Optimizer
 from scratchnet.pooling import AvgPool2D, MaxPool2D
 
@@ -20,5 +21,5 @@ __all__ = [
     "ELU", "SGD", "Adam", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Callback", "Conv2D",
     "Dense", "Dropout", "EarlyStopping", "Flatten", "History", "Layer", "MaxPool2D",
     "Optimizer", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy",
-    "atomic_write", "gradcheck", "init", "load", "register_layer", "save",
+    "atomic_write", "export_onnx", "gradcheck", "init", "load", "register_layer", "save",
 ]
