@@ -11,9 +11,10 @@ The loop, one epoch at a time, so that every epoch ends in a usable checkpoint::
     threshold <- validation scores ("eer" point or a "bpcer=0.05" budget), not blindly 0.5
     model.npz, history.json, curves.png, report.json/.txt, confusion.png, roc.png
 
-The training pipeline is the shared one: ``to_input`` (done by the loader) -> [a random patch
-per face, patch mode] -> augmentation (training batches only) -> ``normalize`` with the model's
-setting; validation, evaluate and demo use ``network_input``, so they see what training saw.
+The training pipeline is the shared one: ``to_input`` (done by the loader) -> [patch mode, the
+default: one random view of each face, a patch or the whole face, ``random_views``] ->
+augmentation (training batches only) -> ``normalize`` with the model's setting; validation,
+evaluate and demo use ``network_input``, so they see what training saw.
 
 Why these defaults, and what else was measured: ``docs/experiments.md``.
 
