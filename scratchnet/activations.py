@@ -1,7 +1,9 @@
 """Element-wise activations (ReLU, Sigmoid, ELU) and Softmax, each a layer with its backward.
 
 The element-wise layers work on arrays of any shape: ``y = f(x)`` and ``dx = dout * f'(x)``.
-Softmax normalises over axis 1 (the class axis of an (N, K) batch of logits).
+Softmax normalises over axis 1 (the class axis of an (N, K) batch of logits). Having no
+parameters, each computes in its input's dtype (float32 or float64); a ``dout`` of the other
+dtype is cast to it.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ class ReLU(Layer):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = np.ascontiguousarray(x)
+        x = self._cast_input(x)
         self._y = self._new_array("y", x.shape, x.dtype)
         kernels.relu_forward(x, self._y)
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = np.ascontiguousarray(dout)
+        dout = self._cast_grad(dout)
         dx = self._new_array("dx", dout.shape, dout.dtype)
         kernels.relu_backward(self._y, dout, dx)
         return dx
@@ -59,11 +61,12 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._cast_input(x)
         self._y = 0.5 * np.tanh(0.5 * x) + 0.5
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * self._y * (1 - self._y)
+        return self._cast_grad(dout) * self._y * (1 - self._y)
 
 
 class ELU(Layer):
@@ -81,13 +84,14 @@ class ELU(Layer):
         return {"alpha": self.alpha}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._cast_input(x)
         self._mask = x > 0
         # expm1 of min(x, 0): accurate near 0 and never overflows for large positive x.
         self._y = np.where(self._mask, x, self.alpha * np.expm1(np.minimum(x, 0)))
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * np.where(self._mask, 1.0, self._y + self.alpha)
+        return self._cast_grad(dout) * np.where(self._mask, 1.0, self._y + self.alpha)
 
 
 class Softmax(Layer):
@@ -105,9 +109,9 @@ class Softmax(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if x.ndim < 2:
             raise ValueError(f"Softmax: expected (N, K) logits, got shape {x.shape}")
-        self._y = softmax(x, axis=1)
+        self._y = softmax(self._cast_input(x), axis=1)
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        y = self._y
+        y, dout = self._y, self._cast_grad(dout)
         return y * (dout - (dout * y).sum(axis=1, keepdims=True))

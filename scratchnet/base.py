@@ -14,6 +14,14 @@ Trainable arrays live in ``layer.params`` (name -> ndarray) and their gradients 
 accumulates, so there is no ``zero_grad`` to forget. State that is not trained (batch-norm
 running statistics) lives in ``layer.buffers``. Layers never update their own weights: that is
 the optimizer's job.
+
+Dtypes, one rule for every layer: a layer computes in one dtype, float32 or float64, that of
+its parameters (``layer.dtype``), or for a layer without parameters that of its input. An input
+of another float dtype is cast to it once, on the way in, and so is the ``dout`` given to
+``backward``; the output, ``dx`` and ``grads`` are in that dtype. Parameters replaced by arrays
+of the other dtype (weights loaded from elsewhere) change the dtype the layer computes in;
+``grads`` follow. What cannot work is a one-line ValueError naming the layer, the dtypes and the
+fix: integer input, parameters of two dtypes in one layer, or of a dtype other than these two.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ import sys
 from typing import Any
 
 import numpy as np
+
+#: The dtypes layers compute in (every kernel is compiled for these two).
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Layer:
@@ -40,6 +51,51 @@ class Layer:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """The dtype this layer computes in: that of its parameters (None for a layer without
+        parameters, which computes in its input's dtype). A one-line ValueError if the
+        parameters have two dtypes, or one that is not float32 or float64."""
+        name = type(self).__name__
+        dtype = first = None
+        for key, array in self.params.items():
+            if array.dtype not in FLOAT_DTYPES:
+                raise ValueError(f"{name}: parameter {key} has dtype {array.dtype} but layers "
+                                 f"compute in float32 or float64: layer.params[{key!r}] = "
+                                 f"layer.params[{key!r}].astype(np.float32)")
+            if dtype is None:
+                dtype, first = array.dtype, key
+            elif array.dtype != dtype:
+                raise ValueError(f"{name}: parameter {first} has dtype {dtype} but {key} has "
+                                 f"{array.dtype}; give them one: layer.params[{key!r}] = "
+                                 f"layer.params[{key!r}].astype(np.{dtype})")
+        return dtype
+
+    def _cast_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` C-contiguous in the dtype this layer computes in (cast here, once, if it is
+        another float dtype); remembered for :meth:`_cast_grad`."""
+        dtype, name = self.dtype, type(self).__name__
+        if dtype is None and x.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{name}: input has dtype {x.dtype} but the layer computes in its "
+                             f"input's dtype, float32 or float64: pass x.astype(np.float32)")
+        if dtype is not None and x.dtype.kind != "f":  # (np.issubdtype: 1 us more per call)
+            raise ValueError(f"{name}: input has dtype {x.dtype} but the layer computes in "
+                             f"{dtype}: pass x.astype(np.{dtype})")
+        self._compute_dtype = x.dtype if dtype is None else dtype
+        return np.ascontiguousarray(x, dtype=self._compute_dtype)
+
+    def _cast_grad(self, dout: np.ndarray) -> np.ndarray:
+        """``dout`` C-contiguous in the dtype of the last forward (cast once if it differs)."""
+        return np.ascontiguousarray(dout, dtype=self._compute_dtype)
+
+    def _grad(self, key: str) -> np.ndarray:
+        """``grads[key]``, replaced by a new array if ``params[key]`` was replaced by one of
+        another dtype or shape (gradients always have their parameter's dtype and shape)."""
+        param, grad = self.params[key], self.grads.get(key)
+        if grad is None or grad.dtype != param.dtype or grad.shape != param.shape:
+            grad = self.grads[key] = np.zeros_like(param)
+        return grad
 
     def _new_array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An uninitialised array for this layer's output (or gradient) ``name``: one returned
@@ -99,7 +155,8 @@ class Parameter:
 
 
 def check_input(x: np.ndarray, ndim: int, layer: str, expected: str) -> None:
-    """Raise a one-line ``ValueError`` unless ``x`` is a float array of rank ``ndim``.
+    """Raise a one-line ``ValueError`` unless ``x`` is an array of rank ``ndim`` (its dtype is
+    checked by :meth:`Layer._cast_input`).
 
     NaN/inf are not looked for here (a full pass over every layer's input): ``Sequential``
     checks the network input once per batch instead.
@@ -107,5 +164,3 @@ def check_input(x: np.ndarray, ndim: int, layer: str, expected: str) -> None:
     if not isinstance(x, np.ndarray) or x.ndim != ndim:
         got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"{layer}: expected a {ndim}-D array {expected}, got {got}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{layer}: expected a float32 or float64 array, got dtype {x.dtype}")

@@ -78,6 +78,9 @@ class Conv2D(Layer):
     as large as the input; stride 1 only, like PyTorch; an even kernel pads one more zero
     below/right). Weights use He initialisation: normal with std ``sqrt(2 / (C*KH*KW))``.
     ``backward`` overwrites ``grads["W"]`` and ``grads["b"]``.
+
+    The layer computes in the dtype of ``W`` and ``b`` (``dtype`` at construction; float64 if
+    they were replaced by float64 arrays): input and ``dout`` of the other dtype are cast once.
     """
 
     #: Direct kernels run on the calling thread below this many multiply-adds (N*F*C*9*OH*OW).
@@ -104,12 +107,10 @@ class Conv2D(Layer):
                              f"{kernel_size}, {stride}")
         self.padding = padding
         self.pads = self._pads(padding)  # ((top, bottom), (left, right))
-        self.dtype = np.dtype(dtype)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
-        w = he_normal((self.out_channels, self.in_channels, kh, kw), fan_in, rng, self.dtype)
-        self.params = {"W": w,
-                       "b": np.zeros(self.out_channels, dtype=self.dtype)}
+        w = he_normal((self.out_channels, self.in_channels, kh, kw), fan_in, rng, dtype)
+        self.params = {"W": w, "b": np.zeros(self.out_channels, dtype=w.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # The fast path (direct 3x3 kernels) when it applies; False forces the im2col reference.
         self.direct = self.kernel_size == (3, 3) and self.stride == (1, 1) and max(
@@ -149,8 +150,8 @@ class Conv2D(Layer):
     def _work(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A private scratch array, reused from the previous call when the shape still fits."""
         arr = self._scratch.get(name)
-        if arr is None or arr.shape != shape or arr.dtype != self.dtype:
-            arr = self._scratch[name] = np.empty(shape, dtype=self.dtype)
+        if arr is None or arr.shape != shape or arr.dtype != self._compute_dtype:
+            arr = self._scratch[name] = np.empty(shape, dtype=self._compute_dtype)
         return arr
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -158,16 +159,16 @@ class Conv2D(Layer):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D: expected {self.in_channels} input channels, "
                              f"got shape {x.shape}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        x = self._cast_input(x)
         self._x_shape = x.shape
-        y = self._new_array("y", self.output_shape(x.shape), self.dtype)
+        y = self._new_array("y", self.output_shape(x.shape), x.dtype)
         self._direct = self.direct  # backward takes the same path
         (self._forward_direct if self._direct else self._forward_im2col)(x, y)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        dy = np.ascontiguousarray(dout, dtype=self.dtype)
-        dx = self._new_array("dx", self._x_shape, self.dtype) if self.needs_input_grad else None
+        dy = self._cast_grad(dout)
+        dx = self._new_array("dx", self._x_shape, dy.dtype) if self.needs_input_grad else None
         (self._backward_direct if self._direct else self._backward_im2col)(dy, dx)
         return dx
 
@@ -186,8 +187,8 @@ class Conv2D(Layer):
         w, cols = self.params["W"], self._scratch["cols"]
         d = dy.reshape(n, f, oh * ow)
         x_col = cols.reshape(n, -1, oh * ow)  # (N, K, P)
-        self.grads["b"][...] = d.sum(axis=2).sum(axis=0)
-        self.grads["W"][...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        self._grad("b")[...] = d.sum(axis=2).sum(axis=0)
+        self._grad("W")[...] = (d @ x_col.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
         if dx is None:
             return
         dcols = (w.reshape(f, -1).T @ d).reshape(cols.shape)
@@ -225,15 +226,15 @@ class Conv2D(Layer):
             kernels.pad_cnhw(dy, 0, 0, dy_grid)
         blocks = max(MIN_WEIGHT_GRAD_TASKS, dy_grid[0].size // WEIGHT_GRAD_BLOCK)
         blocks = kernels.round_to_threads(blocks)
-        partial_w = self._work("dw_partial", (blocks, *self.grads["W"].shape))
+        partial_w = self._work("dw_partial", (blocks, *self.params["W"].shape))
         partial_b = self._work("db_partial", (blocks, f))
         macs = self._macs(dy.size)
         kernels.pick("conv3x3_weight_grad", macs, self.parallel_min_macs)(
             xp, dy_grid, shift, partial_w, partial_b)
-        partial_w.sum(axis=0, out=self.grads["W"])
-        partial_b.sum(axis=0, out=self.grads["b"])
+        partial_w.sum(axis=0, out=self._grad("W"))
+        partial_b.sum(axis=0, out=self._grad("b"))
         if dx is None:
             return
         w_flipped = np.ascontiguousarray(self.params["W"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         conv = kernels.pick("conv3x3", macs, self.parallel_min_macs)
-        conv(dyp, w_flipped, np.zeros(self.in_channels, self.dtype), dx)
+        conv(dyp, w_flipped, np.zeros(self.in_channels, dy.dtype), dx)

@@ -28,7 +28,9 @@ class Dense(Layer):
               ``dx = dout @ W.T``   (N, in)
 
     Weights start He-normal (``init="he"``, for ReLU networks) or Glorot-uniform
-    (``init="glorot"``); the bias starts at zero. ``backward`` overwrites ``grads``.
+    (``init="glorot"``); the bias starts at zero. ``backward`` overwrites ``grads``. The
+    layer computes in the dtype of ``W`` and ``b``: input and ``dout`` of the other dtype are
+    cast once (a float32 layer returns float32 for float64 input, as ``Conv2D`` does).
     """
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "he",
@@ -40,11 +42,11 @@ class Dense(Layer):
         if init not in ("he", "glorot"):
             raise ValueError(f"Dense: init must be 'he' or 'glorot', got {init!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.init, self.dtype = init, np.dtype(dtype)
+        self.init = init
         shape = (self.in_features, self.out_features)
-        w = (he_normal(shape, self.in_features, rng, self.dtype) if init == "he" else
-             glorot_uniform(shape, *shape, rng, self.dtype))
-        self.params = {"W": w, "b": np.zeros(self.out_features, dtype=self.dtype)}
+        w = (he_normal(shape, self.in_features, rng, dtype) if init == "he" else
+             glorot_uniform(shape, *shape, rng, dtype))
+        self.params = {"W": w, "b": np.zeros(self.out_features, dtype=w.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def config(self) -> dict[str, Any]:
@@ -56,12 +58,13 @@ class Dense(Layer):
             hint = "; add a Flatten() before Dense" if x.ndim > 2 else ""
             raise ValueError(f"Dense: expected input (N, {self.in_features}), got shape "
                              f"{x.shape}{hint}")
-        self._x = x
+        self._x = x = self._cast_input(x)
         return x @ self.params["W"] + self.params["b"]
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.grads["W"][...] = self._x.T @ dout
-        self.grads["b"][...] = dout.sum(axis=0)
+        dout = self._cast_grad(dout)
+        self._grad("W")[...] = self._x.T @ dout
+        self._grad("b")[...] = dout.sum(axis=0)
         return dout @ self.params["W"].T
 
 
@@ -76,11 +79,12 @@ class Flatten(Layer):
         if x.ndim < 2:
             raise ValueError(f"Flatten: expected a batch (N, ...) of rank >= 2, got shape "
                              f"{x.shape}")
+        x = self._cast_input(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout.reshape(self._shape)
+        return self._cast_grad(dout).reshape(self._shape)
 
 
 class Dropout(Layer):
@@ -106,10 +110,10 @@ class Dropout(Layer):
         return {"p": self.p}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._cast_input(x)
         if not training or self.p == 0:
             self._mask = None
             return x
-        x = np.ascontiguousarray(x)
         self._mask = self._new_array("mask", x.shape, x.dtype)
         y = self._new_array("y", x.shape, x.dtype)
         kernels.dropout_forward(x, int(self.rng.integers(2**63)), math.ceil(self.p * 2**24),
@@ -117,7 +121,8 @@ class Dropout(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        dout = self._cast_grad(dout)
         if self._mask is None:
             return dout
-        dx = self._new_array("dx", dout.shape, np.result_type(dout, self._mask))
+        dx = self._new_array("dx", dout.shape, dout.dtype)
         return np.multiply(dout, self._mask, out=dx)

@@ -143,20 +143,20 @@ class Sequential:
 
     @property
     def dtype(self) -> np.dtype:
-        """The dtype of the first parameter (inputs are cast to it); float32 if none."""
+        """The dtype of the first parameter (what :meth:`summary` feeds); float32 if none."""
         for layer in self.layers:
             for array in layer.params.values():
                 return array.dtype
         return np.dtype(np.float32)
 
-    def _check_input(self, x: np.ndarray) -> np.ndarray:
-        """The one finite check per batch; casts float input to the model's dtype."""
-        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+    @staticmethod
+    def _check_input(x: np.ndarray) -> None:
+        """The one finite check per batch (each layer casts its input to its own dtype)."""
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
             got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
             raise ValueError(f"Sequential: expected a float array (N, ...), got {got}")
         if not np.isfinite(x).all():
             raise ValueError("Sequential: input contains NaN or inf")
-        return x.astype(self.dtype, copy=False)
 
     def _body(self) -> list[Layer]:
         """The layers up to the logits: all of them, or all but a trailing Softmax."""
@@ -164,7 +164,7 @@ class Sequential:
         return self.layers[:-1] if isinstance(last, Softmax) else self.layers
 
     def _forward(self, layers: Sequence[Layer], x: np.ndarray, training: bool) -> np.ndarray:
-        x = self._check_input(x)
+        self._check_input(x)
         for layer in layers:
             x = layer.forward(x, training)
         return x

@@ -20,6 +20,8 @@ Backward (sums over the M values of each channel; ``std = sqrt(var + eps)``)::
 
 ``backward`` overwrites ``grads``; it uses the mode of the last ``forward``. The per-channel
 loops run as compiled kernels (``scratchnet.kernels``) on an (N, C, L) view of the input.
+The layer computes in the dtype of ``gamma`` and ``beta``: input and ``dout`` of the other
+dtype are cast once; the running statistics are used in that dtype whatever their own.
 """
 
 from __future__ import annotations
@@ -45,12 +47,10 @@ class _BatchNorm(Layer):
             raise ValueError(f"{type(self).__name__}: num_features must be >= 1, "
                              f"got {num_features}")
         self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
-        self.dtype = np.dtype(dtype)
         c = self.num_features
-        self.params = {"gamma": np.ones(c, self.dtype), "beta": np.zeros(c, self.dtype)}
+        self.params = {"gamma": np.ones(c, dtype), "beta": np.zeros(c, dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.buffers = {"running_mean": np.zeros(c, self.dtype),
-                        "running_var": np.ones(c, self.dtype)}
+        self.buffers = {"running_mean": np.zeros(c, dtype), "running_var": np.ones(c, dtype)}
 
     def config(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,
@@ -62,7 +62,7 @@ class _BatchNorm(Layer):
             raise ValueError(f"{type(self).__name__}: expected input {layout}, got shape "
                              f"{x.shape}")
         m = x.size // self.num_features
-        x3 = np.ascontiguousarray(x).reshape(len(x), self.num_features, -1)  # (N, C, L) view
+        x3 = self._cast_input(x).reshape(len(x), self.num_features, -1)  # (N, C, L) view
         if training:
             if m < 2:
                 raise ValueError(f"{type(self).__name__}: training needs more than one value "
@@ -77,19 +77,19 @@ class _BatchNorm(Layer):
         else:
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
         self._training, self._x3 = training, x3
-        self._mu = mu.astype(x.dtype)
-        self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+        self._mu = mu.astype(x3.dtype)
+        self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x3.dtype, copy=False)
         y = self._new_array("y", x3.shape, x3.dtype)
         kernels.batchnorm_forward(x3, self._mu, self._inv_std, self.params["gamma"],
                                   self.params["beta"], y)
         return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        d3 = np.ascontiguousarray(dout, dtype=self._x3.dtype).reshape(self._x3.shape)
+        d3 = self._cast_grad(dout).reshape(self._x3.shape)
         dx = self._new_array("dx", d3.shape, d3.dtype)
         kernels.batchnorm_backward(
             self._x3, self._mu, self._inv_std, self.params["gamma"], d3, self._training, dx,
-            self.grads["gamma"], self.grads["beta"])
+            self._grad("gamma"), self._grad("beta"))
         return dx.reshape(dout.shape)
 
 

@@ -2,7 +2,8 @@
 
 Shapes (NCHW): ``x`` (N, C, H, W) -> ``y`` (N, C, OH, OW) with ``OH = (H - KH) // SH + 1``
 (windows that would run off the edge are dropped, like PyTorch's default). Each channel is
-pooled on its own; there are no parameters.
+pooled on its own; there are no parameters, so both layers compute in their input's dtype
+(float32 or float64).
 
 * Max pooling: ``y[n, c, oh, ow] = max over the window``. Backward sends each ``dy`` to the one
   input pixel that was the maximum (remembered in forward as an index), every other pixel gets 0.
@@ -62,8 +63,8 @@ class _Pool2D(Layer):
     def _prepare(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Check ``x``, make it contiguous and allocate the output."""
         check_input(x, 4, type(self).__name__, "(N, C, H, W)")
-        x = np.ascontiguousarray(x)
-        self._x_shape, self._dtype = x.shape, x.dtype
+        x = self._cast_input(x)
+        self._x_shape = x.shape
         return x, self._new_array("y", self.output_shape(x.shape), x.dtype)
 
 
@@ -80,9 +81,9 @@ class MaxPool2D(_Pool2D):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = self._new_array("dx", self._x_shape, self._dtype)
-        kernels.maxpool_backward(
-            np.ascontiguousarray(dout, dtype=self._dtype), self._argmax, dx)
+        dout = self._cast_grad(dout)
+        dx = self._new_array("dx", self._x_shape, dout.dtype)
+        kernels.maxpool_backward(dout, self._argmax, dx)
         return dx
 
 
@@ -95,7 +96,7 @@ class AvgPool2D(_Pool2D):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.empty(self._x_shape, dtype=self._dtype)
-        kernels.avgpool_backward(np.ascontiguousarray(dout, dtype=self._dtype),
-                                 *self.kernel_size, *self.stride, dx)
+        dout = self._cast_grad(dout)
+        dx = np.empty(self._x_shape, dtype=dout.dtype)
+        kernels.avgpool_backward(dout, *self.kernel_size, *self.stride, dx)
         return dx

@@ -49,12 +49,15 @@ def test_relu_gradient_at_zero_is_zero_like_pytorch():
     np.testing.assert_array_equal(relu.backward(np.ones((1, 2))), [[0, 1]])
 
 
-def test_relu_keeps_the_gradient_dtype_for_any_input():
+def test_relu_takes_strided_input_and_casts_the_gradient_to_its_dtype():
     relu = sn.ReLU()
-    y = relu.forward(np.array([[-2, 1], [3, -4]]).T)  # integers, not contiguous
+    y = relu.forward(np.array([[-2, 1], [3, -4]], np.float32).T)  # not contiguous
     np.testing.assert_array_equal(y, [[0, 3], [1, 0]])
-    dx = relu.backward(np.full((2, 2), 0.5))
-    np.testing.assert_array_equal(dx, [[0, 0.5], [0.5, 0]])  # not truncated to integers
+    dx = relu.backward(np.full((2, 2), 0.5))  # float64, cast to the forward's float32
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, [[0, 0.5], [0.5, 0]])
+    with pytest.raises(ValueError, match="ReLU: input has dtype int64 .* x.astype"):
+        relu.forward(np.array([[-2, 1]]))  # integers: a one-line error (tests/test_dtypes.py)
 
 
 @pytest.mark.parametrize("make", [sn.ReLU, sn.Sigmoid, sn.ELU, sn.Softmax])
