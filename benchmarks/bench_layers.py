@@ -11,9 +11,10 @@ in three implementations, alternating repeat by repeat so all three see the same
   im2col by fancy indexing, col2im with ``np.add.at``, pooling by a Python loop over output
   positions, batch norm and Adam as plain array expressions.
 
-BLAS runs on one thread in scratchnet and naive NumPy alike, as in ``Sequential.fit``: a
-multi-threaded BLAS call leaves its workers spinning for a while on the cores the next
-measurement (of any implementation) needs, which made every timing depend on its neighbour.
+BLAS runs on one thread in scratchnet (its layers see to it, ``scratchnet.blas``) and in naive
+NumPy alike (wrapped in the same decorator): a multi-threaded BLAS call leaves its workers
+spinning for a while on the cores the next measurement (of any implementation) needs, which
+made every timing depend on its neighbour.
 
 The last rows time one whole training step of LivenessNet (forward, loss, backward, Adam) in
 the three implementations. Reported: the median time of the repeats, scratchnet's speed-up over
@@ -46,7 +47,7 @@ from bench_train import (  # noqa: E402
 
 import scratchnet as sn  # noqa: E402
 from liveness.net import build_livenessnet  # noqa: E402
-from scratchnet.model import one_blas_thread  # noqa: E402
+from scratchnet.blas import one_blas_thread  # noqa: E402
 
 # ---- the naive NumPy reference (cs231n style) -----------------------------------------------
 
@@ -254,9 +255,8 @@ def layer_cases(net: sn.Sequential, batch: int):
 def bench_layer(layer: sn.Layer, x: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
     g = np.random.default_rng(1).standard_normal(layer.forward(x, True).shape).astype(x.dtype)
     fns: dict[str, Callable[[], object]] = {
-        "scratchnet fwd": one_blas_thread(lambda: layer.forward(x, True)),
-        "scratchnet fwd+bwd": one_blas_thread(lambda: (layer.forward(x, True),
-                                                       layer.backward(g)))}
+        "scratchnet fwd": lambda: layer.forward(x, True),
+        "scratchnet fwd+bwd": lambda: (layer.forward(x, True), layer.backward(g))}
     if not isinstance(layer, sn.Dropout):
         naive = naive_layer(layer)
         fns["naive fwd"] = one_blas_thread(lambda: naive.forward(x))

@@ -43,6 +43,7 @@ import numpy as np
 
 from scratchnet import kernels
 from scratchnet.base import Layer, check_input
+from scratchnet.blas import one_blas_thread
 from scratchnet.init import RngLike, he_normal
 
 Pair = int | tuple[int, int] | list[int]
@@ -174,6 +175,7 @@ class Conv2D(Layer):
 
     # The reference path: im2col + one (batched) matrix product, as in the module docstring.
 
+    @one_blas_thread
     def _forward_im2col(self, x: np.ndarray, y: np.ndarray) -> None:
         n, f, oh, ow = y.shape
         cols = self._work("cols", (n, self.in_channels, *self.kernel_size, oh, ow))
@@ -182,6 +184,7 @@ class Conv2D(Layer):
         np.matmul(w_row, cols.reshape(n, w_row.shape[1], oh * ow), out=y.reshape(n, f, oh * ow))
         y += self.params["b"][:, None, None]
 
+    @one_blas_thread
     def _backward_im2col(self, dy: np.ndarray, dx: np.ndarray | None) -> None:
         n, f, oh, ow = dy.shape
         w, cols = self.params["W"], self._scratch["cols"]

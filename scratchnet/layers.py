@@ -13,6 +13,7 @@ import numpy as np
 
 from scratchnet import kernels
 from scratchnet.base import Layer
+from scratchnet.blas import one_blas_thread
 from scratchnet.init import RngLike, glorot_uniform, he_normal
 
 
@@ -53,6 +54,7 @@ class Dense(Layer):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "init": self.init, "dtype": self.dtype.name}
 
+    @one_blas_thread
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = "; add a Flatten() before Dense" if x.ndim > 2 else ""
@@ -61,6 +63,7 @@ class Dense(Layer):
         self._x = x = self._cast_input(x)
         return x @ self.params["W"] + self.params["b"]
 
+    @one_blas_thread
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout = self._cast_grad(dout)
         self._grad("W")[...] = self._x.T @ dout

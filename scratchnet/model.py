@@ -8,6 +8,11 @@ forward -> softmax cross-entropy on the logits -> backward -> ``optimizer.step()
 If the last layer is :class:`Softmax`, ``fit`` and ``evaluate`` take the loss on the logits
 before it (the fused, numerically stable form, as Keras does), and ``predict`` returns the
 probabilities either way.
+
+``forward`` and ``backward`` run BLAS on one thread (:mod:`scratchnet.blas`), as each layer
+that calls it does on its own, so ``fit`` and a loop of your own written on the public API,
+``net.forward(x, training=True)``, ``loss.forward(z, y)``, ``net.backward(loss.backward())``,
+``optimizer.step()``, train at the same speed.
 """
 
 from __future__ import annotations
@@ -16,21 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from scratchnet.activations import Softmax, softmax
 from scratchnet.base import Layer, Parameter
+from scratchnet.blas import one_blas_thread
 from scratchnet.losses import SoftmaxCrossEntropy
 from scratchnet.optim import Adam, Optimizer
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-
-# After each call, BLAS (OpenBLAS, MKL) keeps its worker threads spinning for a while, on the
-# very cores the parallel Numba kernels need next: with 2 BLAS threads, training LivenessNet at
-# batch 128 on 2 cores ran 1.4x slower. The matrix products of a small CNN gain nothing from
-# several BLAS threads, so fit, evaluate and predict run BLAS on one thread (and restore it).
-blas_controller = ThreadpoolController()  # the BLAS libraries loaded with NumPy
-one_blas_thread = blas_controller.wrap(limits=1, user_api="blas")
 
 
 class History:
@@ -163,6 +161,7 @@ class Sequential:
         last = self.layers[-1] if self.layers else None
         return self.layers[:-1] if isinstance(last, Softmax) else self.layers
 
+    @one_blas_thread
     def _forward(self, layers: Sequence[Layer], x: np.ndarray, training: bool) -> np.ndarray:
         self._check_input(x)
         for layer in layers:
@@ -170,6 +169,7 @@ class Sequential:
         return x
 
     @staticmethod
+    @one_blas_thread
     def _backward(layers: Sequence[Layer], dout: np.ndarray, input_grad: bool = True
                   ) -> np.ndarray | None:
         """Backward through ``layers``; ``input_grad=False`` lets the first layer skip dL/dx
@@ -264,7 +264,6 @@ class Sequential:
             raise ValueError("expected at least one sample, got an empty array")
         return y
 
-    @one_blas_thread
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, batch_size: int = 32,
             optimizer: Optimizer | None = None,
             validation_data: tuple[np.ndarray, np.ndarray] | None = None,
@@ -325,7 +324,6 @@ class Sequential:
         for part in batch_slices(len(x), batch_size):
             yield part, self._forward(body, x[part], False)
 
-    @one_blas_thread
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
         """Mean cross-entropy and accuracy on ``(x, y)`` in eval mode."""
         y = self._check_data(x, y)
@@ -335,7 +333,6 @@ class Sequential:
             correct += int((logits.argmax(axis=1) == y[part]).sum())
         return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
 
-    @one_blas_thread
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, classes) in eval mode (softmax of the logits)."""
         parts = [softmax(logits, axis=1) for _, logits in self._logits(x, batch_size)]

@@ -284,23 +284,3 @@ def test_fit_skips_the_data_gradient_only_while_training():
     assert calls == [False, False] and net.layers[0].needs_input_grad
     net.forward(x)
     assert net.backward(np.ones((4, 2), np.float32)).shape == x.shape and calls[-1]
-
-
-def test_fit_runs_blas_on_one_thread_and_restores_it():
-    from scratchnet.model import blas_controller
-
-    def blas_threads():  # of NumPy's BLAS (other libraries, e.g. PyTorch's, are not touched)
-        return [lib["num_threads"] for lib in blas_controller.info() if lib["user_api"] == "blas"]
-
-    seen = []
-
-    class Spy(sn.Callback):
-        def on_batch_end(self, batch, logs):
-            seen.extend(blas_threads())
-
-    before = blas_threads()
-    net = sn.Sequential([sn.Flatten(), sn.Dense(4, 2, rng=0)])
-    x = np.zeros((4, 1, 2, 2), np.float32)
-    net.fit(x, np.array([0, 1, 0, 1]), batch_size=2, callbacks=[Spy()], verbose=0)
-    assert seen and set(seen) == {1}
-    assert blas_threads() == before
