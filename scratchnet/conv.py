@@ -90,8 +90,11 @@ class Conv2D(Layer):
     #: other core must first fetch the data into its own cache); at batch 32 (38-75M) the two
     #: were even, from batch 64 on two threads won. Again with the workers pinned to their own
     #: CPUs (``kernels.spread_workers``): 10M or 3M were no faster at batch 8, 32 or 128 (within
-    #: the noise between runs), and 1M made batch-1 inference 1.7x slower.
-    parallel_min_macs = 40_000_000
+    #: the noise between runs), and 1M made batch-1 inference 1.7x slower. On a Zen 3 VM
+    #: (AVX2), 20M rather than 40M (the 16->32 layer at batch 32, 37.7M, now on two threads):
+    #: batch-32 steps 37.1 / 39.6 / 37.3 ms vs 38.8 / 45.2 / 38.0 in alternating runs, batch 8
+    #: as fast (no layer reaches 20M there), and 10M slower at batch 8.
+    parallel_min_macs = 20_000_000
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair | str = 0, *, dtype: Any = np.float32,

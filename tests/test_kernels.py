@@ -268,8 +268,8 @@ def test_dropout_masks_look_independent():
 WITHOUT_AVX512 = """
 import numpy as np
 from scratchnet import kernels
-from tests.test_kernels import naive_conv
-assert (kernels.VECTOR_BYTES, kernels.TILE_VECTORS) == (32, 1)
+from tests.test_kernels import naive_conv, naive_conv_weight_grad
+assert (kernels.VECTOR_BYTES, kernels.TILE_VECTORS, kernels.WEIGHT_GRAD_FILTERS) == (32, 1, 1)
 rng = np.random.default_rng(0)
 for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
     n, c, f, h, w = 2, 3, 11, 7, 9
@@ -278,18 +278,31 @@ for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
     kernels.pad_cnhw(x, 1, 1, xp)
     weights = rng.standard_normal((f, c, 3, 3)).astype(dtype)
     bias = rng.standard_normal(f).astype(dtype)
-    expected = naive_conv(xp[:, :, :h + 2].transpose(1, 0, 2, 3), weights, bias)
+    x_padded = xp[:, :, :h + 2].transpose(1, 0, 2, 3)
+    expected = naive_conv(x_padded, weights, bias)
     for conv in (kernels.conv3x3, kernels.conv3x3_serial):
         y = np.full((n, f, h, w), np.nan, dtype=dtype)
         conv(xp, weights, bias, y)
         np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+    dy = rng.standard_normal((n, f, h, w)).astype(dtype)
+    dy_grid = np.zeros((f, *xp.shape[1:]), dtype=dtype)  # dy on xp's grid (shift 0)
+    dy_grid[:, :, :h, :w] = dy.transpose(1, 0, 2, 3)
+    for grad in (kernels.conv3x3_weight_grad, kernels.conv3x3_weight_grad_serial):
+        partial_w = np.full((2, f, c, 3, 3), np.nan, dtype)  # 2 blocks of positions
+        partial_b = np.full((2, f), np.nan, dtype)
+        grad(xp, dy_grid, 0, partial_w, partial_b)
+        np.testing.assert_allclose(partial_w.sum(axis=0), naive_conv_weight_grad(
+            x_padded, dy, 3, 3), rtol=tol, atol=tol)
+        np.testing.assert_allclose(partial_b.sum(axis=0), dy.sum(axis=(0, 2, 3)), rtol=tol,
+                                   atol=tol)
 """
 
 
 @pytest.mark.skipif("+avx2" not in llvmlite.binding.get_host_cpu_features().flatten().split(","),
                     reason="compiles for a Haswell (AVX2) CPU, which this one cannot run")
 def test_direct_3x3_convolution_without_avx512(tmp_path):
-    """The 256-bit tile of conv3x3_tile (CPUs without AVX-512), compiled for a Haswell CPU."""
+    """The 256-bit tile of conv3x3_tile and the one-filter weight gradient (CPUs without
+    AVX-512), compiled for a Haswell CPU."""
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", WITHOUT_AVX512], env=env, capture_output=True,
                           text=True, cwd=ROOT)
