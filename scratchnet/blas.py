@@ -9,13 +9,13 @@ kernels that already keep both cores busy, and a second BLAS thread costs more t
   clock cycles) waiting for the next product, on one of the cores the next parallel
   convolution needs;
 * on a busy machine the product itself waits for its worker to be scheduled: LivenessNet's
-  first dense layer took 44-66 ms per training step at batch 8 instead of 0.3-0.4 ms.
+  first dense layer took 44-66 ms per training step at batch 8 instead of 0.25-0.32 ms.
 
 So every function of the library that calls BLAS is decorated with :func:`one_blas_thread`.
 On entry it reads each BLAS library's thread count; those above one are set to one, and on
 return set back to what they were. The user's own products before and after a call run with
 the user's setting, and a setting changed between two calls is read afresh on the next: nothing
-is cached but the handles on the libraries (threadpoolctl's controllers, found once). Calls
+is cached but the handles on the libraries (found once with threadpoolctl). Calls
 made from inside a decorated call (``Sequential.forward`` running ``Dense.forward``) find the
 work done and cost one attribute lookup. Optimizers and the other layers call no BLAS.
 
@@ -27,6 +27,7 @@ threads calling scratchnet at once never leave BLAS on one thread after both hav
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,39 +37,68 @@ from threadpoolctl import ThreadpoolController
 F = TypeVar("F", bound=Callable[..., Any])
 
 _state = threading.local()  # .inside: this Python thread is in a decorated call
-_libraries: list[Any] | None = None  # threadpoolctl's controllers of the loaded BLAS libraries
+_counts: list[ThreadCount] | None = None  # one per BLAS library in the process, found once
 
 
-def blas_libraries() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries in this process (found on first use:
-    NumPy, which loads its BLAS, is imported by then)."""
-    global _libraries
-    if _libraries is None:
-        _libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _libraries
+class ThreadCount:
+    """Reads (``get()``) and sets (``set(n)``) the thread count of one BLAS library, given
+    threadpoolctl's controller of it.
+
+    OpenBLAS on its own threads (as in NumPy's wheels) is driven through its C functions
+    directly: through the controller's methods, whose Python runs around the same C calls,
+    LivenessNet's batch-1 forward took 431 instead of 415 us (fastest of 40 alternating rounds
+    of 100; the bare C call: 415). Other libraries (MKL, BLIS, OpenBLAS on OpenMP) go through
+    the controller, which knows their functions.
+    """
+
+    def __init__(self, library: Any) -> None:
+        self.library = library
+        self.get: Callable[[], int] = library.get_num_threads
+        self.set: Callable[[int], None] = self._set_through_threadpoolctl
+        if library.internal_api == "openblas" and library.threading_layer != "openmp":
+            # the names OpenBLAS builds give these two functions (as threadpoolctl looks them up)
+            for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+                get = getattr(library.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                if get is not None:
+                    self.get = get
+                    self.set = getattr(library.dynlib, f"{prefix}openblas_set_num_threads{suffix}")
+                    break
+
+    def _set_through_threadpoolctl(self, threads: int) -> None:
+        self.library.set_num_threads(threads)
+        # threadpoolctl lets one Python thread at a time change a process-wide pool; give that
+        # role back, as its own ``threadpool_limits`` does on exit (in versions that have it).
+        release = getattr(type(self.library), "clear_controlling_thread", None)
+        if release is not None:
+            release()
 
 
-def _limit_to_one() -> list[tuple[Any, int]]:
-    """Set every BLAS library that runs on several threads to one; return the libraries
-    changed, with their previous thread counts."""
+def thread_counts() -> list[ThreadCount]:
+    """A :class:`ThreadCount` for each BLAS library in this process (found on first use: NumPy,
+    which loads its BLAS, is imported by then)."""
+    global _counts
+    if _counts is None:
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _counts = [ThreadCount(library) for library in libraries]
+    return _counts
+
+
+def _limit_to_one() -> list[tuple[ThreadCount, int]]:
+    """Set every BLAS library that runs on several threads to one; return those changed, with
+    their previous thread counts."""
     changed = []
-    for library in blas_libraries():
-        threads = library.get_num_threads() or 1
+    for count in thread_counts():
+        threads = count.get() or 1
         if threads > 1:
-            library.set_num_threads(1)
-            if library.get_num_threads() == 1:  # (not if another Python thread holds the role)
-                changed.append((library, threads))
+            count.set(1)
+            if count.get() == 1:  # (through threadpoolctl: not if another thread holds the role)
+                changed.append((count, threads))
     return changed
 
 
-def _restore(changed: list[tuple[Any, int]]) -> None:
-    for library, threads in changed:
-        library.set_num_threads(threads)
-        # threadpoolctl lets one Python thread at a time change a process-wide pool; give that
-        # role back, as its own ``threadpool_limits`` does on exit (in versions that have it).
-        release = getattr(type(library), "clear_controlling_thread", None)
-        if release is not None:
-            release()
+def _restore(changed: list[tuple[ThreadCount, int]]) -> None:
+    for count, threads in changed:
+        count.set(threads)
 
 
 def one_blas_thread(function: F) -> F:

@@ -10,28 +10,29 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import scratchnet as sn
-from scratchnet import blas, kernels
-from scratchnet.blas import blas_libraries, one_blas_thread
+from scratchnet import kernels
+from scratchnet.blas import ThreadCount, one_blas_thread, thread_counts
 
-pytestmark = pytest.mark.skipif(not blas_libraries(), reason="threadpoolctl finds no BLAS")
+pytestmark = pytest.mark.skipif(not thread_counts(), reason="threadpoolctl finds no BLAS")
 
 USER = 2  # the user's setting in these tests (BLAS default: one thread per core)
 
 
 def blas_threads() -> list[int]:
-    return [lib.get_num_threads() for lib in blas_libraries()]
+    """As threadpoolctl reads them (not through scratchnet.blas)."""
+    return [count.library.get_num_threads() for count in thread_counts()]
 
 
 def set_blas_threads(threads: int) -> None:
-    """As OPENBLAS_NUM_THREADS does: no Python thread keeps threadpoolctl's role afterwards."""
-    blas._restore([(lib, threads) for lib in blas_libraries()])
+    for count in thread_counts():
+        count.set(threads)
 
 
 @pytest.fixture(autouse=True)
 def user_setting():
     before = blas_threads()
     set_blas_threads(USER)
-    assert blas_threads() == [USER] * len(blas_libraries())
+    assert blas_threads() == [USER] * len(thread_counts())
     yield
     set_blas_threads(before[0])
 
@@ -159,3 +160,32 @@ def test_two_python_threads_calling_at_once_leave_the_users_setting():
     for t in threads:
         t.join()
     assert [1] in seen and blas_threads() == [USER]
+
+
+def test_thread_counts_read_what_threadpoolctl_reads():
+    for count in thread_counts():
+        if count.library.internal_api == "openblas" and count.library.threading_layer != "openmp":
+            assert not hasattr(count.get, "__self__")  # OpenBLAS's C function, not a method
+    for threads in (1, 3, USER):
+        with threadpool_limits(threads, user_api="blas"):
+            assert [count.get() for count in thread_counts()] == [threads] * len(thread_counts())
+
+
+def test_libraries_other_than_openblas_go_through_threadpoolctls_controller():
+    class Controller:  # what threadpoolctl gives for, e.g., MKL
+        internal_api, threading_layer, threads, released = "mkl", "intel", 4, 0
+
+        def get_num_threads(self):
+            return self.threads
+
+        def set_num_threads(self, n):
+            self.threads = n
+
+        @classmethod
+        def clear_controlling_thread(cls):
+            cls.released += 1
+
+    count = ThreadCount(Controller())
+    assert count.get() == 4
+    count.set(1)
+    assert count.get() == 1 and Controller.released == 1
