@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numba
 import numpy as np
-from bench_train import data, machine, race, write_json
+from bench_train import data, machine, write_json
 
 from liveness.engines import OnnxRuntimeEngine, OpenCVEngine, import_onnxruntime
 from liveness.net import LivenessModel, Predictor, build_livenessnet
@@ -71,8 +71,21 @@ def differences(runs: dict[str, Predictor]) -> dict[str, float]:
 
 
 def timed(runs: dict[str, Predictor], batch: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per batch of each engine, one entry per repeat (``bench_train.race``)."""
-    return race(lambda name, steps: Runner(runs[name], batch, steps), list(runs), repeats)
+    """Seconds per batch of each engine, one list entry per repeat, repeats interleaved: each
+    repeat runs enough batches for ~0.3 s of the slowest engine (calibrated after a warm-up)."""
+    probe = {name: Runner(run, batch, 3) for name, run in runs.items()}
+    for runner in probe.values():
+        runner.run(3)
+    slowest = max(runner.run(3) / 3 for runner in probe.values())
+    steps = max(3, int(0.3 / slowest))
+    runners = {name: Runner(run, batch, steps) for name, run in runs.items()}
+    for runner in runners.values():
+        runner.run(1)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            times[name].append(runner.run(steps) / steps)
+    return times
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
