@@ -23,6 +23,11 @@ def blas_threads() -> list[int]:
     return [count.library.get_num_threads() for count in thread_counts()]
 
 
+def every(threads: int) -> list[int]:
+    """``blas_threads()`` when every BLAS library (NumPy's, OpenCV's, ...) runs ``threads``."""
+    return [threads] * len(thread_counts())
+
+
 def set_blas_threads(threads: int) -> None:
     for count in thread_counts():
         count.set(threads)
@@ -32,9 +37,10 @@ def set_blas_threads(threads: int) -> None:
 def user_setting():
     before = blas_threads()
     set_blas_threads(USER)
-    assert blas_threads() == [USER] * len(thread_counts())
+    assert blas_threads() == every(USER)
     yield
-    set_blas_threads(before[0])
+    for count, threads in zip(thread_counts(), before, strict=True):
+        count.set(threads)
 
 
 def spy(record: list[list[int]], function):
@@ -61,10 +67,10 @@ def test_dense_products_run_on_one_thread_called_directly():
     layer, seen = sn.Dense(64, 32, rng=0), []
     layer.params = Recording(layer.params, seen)
     y = layer.forward(np.ones((128, 64), np.float32))
-    assert seen and all(s == [1] for s in seen) and blas_threads() == [USER]
+    assert seen and all(s == every(1) for s in seen) and blas_threads() == every(USER)
     seen.clear()
     layer.backward(np.ones_like(y))
-    assert seen and all(s == [1] for s in seen) and blas_threads() == [USER]
+    assert seen and all(s == every(1) for s in seen) and blas_threads() == every(USER)
 
 
 def test_im2col_convolution_runs_on_one_thread(monkeypatch):
@@ -72,9 +78,9 @@ def test_im2col_convolution_runs_on_one_thread(monkeypatch):
     monkeypatch.setattr(kernels, "im2col", spy(seen, kernels.im2col))
     monkeypatch.setattr(kernels, "col2im", spy(seen, kernels.col2im))
     y = conv.forward(np.ones((4, 3, 16, 16), np.float32))
-    assert blas_threads() == [USER]
+    assert blas_threads() == every(USER)
     conv.backward(np.ones_like(y))
-    assert seen == [[1], [1]] and blas_threads() == [USER]
+    assert seen == [every(1)] * 2 and blas_threads() == every(USER)
 
 
 def net_with_spy(seen: list[list[int]]) -> sn.Sequential:
@@ -96,7 +102,7 @@ def test_the_public_loop_keeps_the_users_setting_between_steps():
         opt.step()
         between.append(blas_threads())
         _ = np.ones((300, 300)) @ np.ones((300, 300))  # the user's own product, between steps
-    assert seen == [[1]] * 6 and between == [[USER]] * 3
+    assert seen == [every(1)] * 6 and between == [every(USER)] * 3
 
 
 def test_fit_runs_the_layers_on_one_thread_and_callbacks_with_the_users_setting():
@@ -110,7 +116,8 @@ def test_fit_runs_the_layers_on_one_thread_and_callbacks_with_the_users_setting(
     net.fit(np.ones((4, 2, 2, 2), np.float32), np.array([0, 1, 0, 1]), batch_size=2,
             callbacks=[Spy()], verbose=0)
     net.predict(np.ones((3, 2, 2, 2), np.float32))
-    assert seen == [[1]] * 5 and in_callbacks == [[USER]] * 2 and blas_threads() == [USER]
+    assert seen == [every(1)] * 5 and in_callbacks == [every(USER)] * 2
+    assert blas_threads() == every(USER)
 
 
 def test_a_new_user_setting_is_read_on_the_next_call():
@@ -120,17 +127,17 @@ def test_a_new_user_setting_is_read_on_the_next_call():
     net.forward(x)
     with threadpool_limits(3, user_api="blas"):
         net.forward(x)
-        assert blas_threads() == [3]
+        assert blas_threads() == every(3)
     with threadpool_limits(1, user_api="blas"):
         net.forward(x)
-        assert blas_threads() == [1]
-    assert seen == [[1]] * 3 and blas_threads() == [USER]
+        assert blas_threads() == every(1)
+    assert seen == [every(1)] * 3 and blas_threads() == every(USER)
 
 
 def test_the_setting_is_restored_when_a_layer_raises():
     with pytest.raises(ValueError, match="Dense: expected input"):
         sn.Dense(4, 2).forward(np.ones((2, 5), np.float32))
-    assert blas_threads() == [USER]
+    assert blas_threads() == every(USER)
     calls = []
     inner = one_blas_thread(lambda: calls.append(blas_threads()))
 
@@ -141,7 +148,7 @@ def test_the_setting_is_restored_when_a_layer_raises():
 
     with pytest.raises(RuntimeError):
         outer()
-    assert calls == [[1]] and blas_threads() == [USER]
+    assert calls == [every(1)] and blas_threads() == every(USER)
 
 
 def test_two_python_threads_calling_at_once_leave_the_users_setting():
@@ -159,7 +166,7 @@ def test_two_python_threads_calling_at_once_leave_the_users_setting():
         t.start()
     for t in threads:
         t.join()
-    assert [1] in seen and blas_threads() == [USER]
+    assert every(1) in seen and blas_threads() == every(USER)
 
 
 def test_thread_counts_read_what_threadpoolctl_reads():
@@ -168,7 +175,7 @@ def test_thread_counts_read_what_threadpoolctl_reads():
             assert not hasattr(count.get, "__self__")  # OpenBLAS's C function, not a method
     for threads in (1, 3, USER):
         with threadpool_limits(threads, user_api="blas"):
-            assert [count.get() for count in thread_counts()] == [threads] * len(thread_counts())
+            assert [count.get() for count in thread_counts()] == every(threads)
 
 
 def test_libraries_other_than_openblas_go_through_threadpoolctls_controller():
