@@ -1,7 +1,7 @@
 """scratchnet: a convolutional neural network library written from scratch on NumPy and Numba.
 
 It exists to show how a CNN works inside, and to train small real networks fast on a CPU.
-It imports only numpy and numba.
+It imports only numpy and numba (and threadpoolctl, to keep BLAS on one thread: see blas.py).
 """
 
 from scratchnet import gradcheck, init
