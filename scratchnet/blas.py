@@ -12,16 +12,16 @@ kernels that already keep both cores busy, and a second BLAS thread costs more t
   first dense layer took 44-66 ms per training step at batch 8 instead of 0.25-0.32 ms.
 
 So every function of the library that calls BLAS is decorated with :func:`one_blas_thread`.
-On entry it reads each BLAS library's thread count; those above one are set to one, and on
-return set back to what they were. The user's own products before and after a call run with
-the user's setting, and a setting changed between two calls is read afresh on the next: nothing
-is cached but the handles on the libraries (found once with threadpoolctl). Calls
-made from inside a decorated call (``Sequential.forward`` running ``Dense.forward``) find the
-work done and cost one attribute lookup. Optimizers and the other layers call no BLAS.
-
-The thread count of OpenBLAS is process-wide: while a scratchnet call runs, products in other
-Python threads run on one thread too. A thread only restores what it changed itself, so two
-threads calling scratchnet at once never leave BLAS on one thread after both have returned.
+The policy is process-wide, as OpenBLAS's thread count is: the first decorated call to start
+(in any Python thread) reads each BLAS library's thread count and sets those above one to one;
+the last decorated call to return sets them back to what they were. A counter under a lock
+tells first from last, so calls nested inside others (``Sequential.forward`` running
+``Dense.forward``) and calls from two Python threads at once change nothing but the counter,
+and no call can restore the user's setting while another one still runs. The user's own
+products before and after a call run with the user's setting, and a setting changed between
+two calls is read afresh on the next: nothing is cached but the handles on the libraries
+(found once with threadpoolctl). While a scratchnet call runs, products in other Python
+threads run on one thread too. Optimizers and the other layers call no BLAS.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ from threadpoolctl import ThreadpoolController
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_state = threading.local()  # .inside: this Python thread is in a decorated call
 _counts: list[ThreadCount] | None = None  # one per BLAS library in the process, found once
+_lock = threading.Lock()  # guards the two below
+_running = 0  # decorated calls running now, in every Python thread
+_changed: list[tuple[ThreadCount, int]] = []  # what the first of them set to one, and from what
 
 
 class ThreadCount:
@@ -96,25 +98,25 @@ def _limit_to_one() -> list[tuple[ThreadCount, int]]:
     return changed
 
 
-def _restore(changed: list[tuple[ThreadCount, int]]) -> None:
-    for count, threads in changed:
-        count.set(threads)
-
-
 def one_blas_thread(function: F) -> F:
     """Decorator: ``function`` runs with every BLAS library on one thread; the previous thread
-    counts are back when it returns or raises (see the module docstring)."""
+    counts are back when the last running decorated call returns or raises (see the module
+    docstring)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if getattr(_state, "inside", False):
-            return function(*args, **kwargs)
-        changed = _limit_to_one()
-        _state.inside = True
+        global _running, _changed
+        with _lock:
+            if _running == 0:
+                _changed = _limit_to_one()
+            _running += 1
         try:
             return function(*args, **kwargs)
         finally:
-            _state.inside = False
-            _restore(changed)
+            with _lock:
+                _running -= 1
+                if _running == 0:
+                    for count, threads in _changed:
+                        count.set(threads)
 
     return wrapper  # type: ignore[return-value]
