@@ -17,9 +17,9 @@ all     The default model trained on all recordings (what the README's command p
 calibrated
         Leave recordings out, then ``liveness calibrate`` on each held-out recording: for
         K = 5, 10, 20, 50 crops per class taken from the recording's first frames
-        (:func:`first_frames`), calibrate the fold's model with each method and evaluate it
-        on the recording's remaining, later crops, beside the zero-shot model on the same
-        crops. ``--from-lro DIR`` (repeatable) reuses the fold models of earlier ``--run lro``
+        (:func:`first_frames`), calibrate the fold's model with each method (``--methods``,
+        default all) and evaluate it on the recording's remaining, later crops, beside the
+        zero-shot model on the same crops. ``--from-lro DIR`` (repeatable) reuses the fold models of earlier ``--run lro``
         outputs (DIR/results.json, DIR/[seedN/]lro/foldI/model.npz) instead of training.
 
 Any training setting can be changed with ``--set key=value`` (``TrainConfig`` fields), which
@@ -276,8 +276,8 @@ def lro_models(out_dirs: list[Path]) -> dict[int, list[tuple[Path, list[str]]]]:
     return found
 
 
-def calibrated_rows(model: LivenessModel, ds: Dataset, seed: int, ks: tuple[int, ...]
-                    ) -> dict[str, dict[str, float]]:
+def calibrated_rows(model: LivenessModel, ds: Dataset, seed: int, ks: tuple[int, ...],
+                    methods: tuple[str, ...] = METHODS) -> dict[str, dict[str, float]]:
     """{str(K): {"zero_shot": ACER, method: ACER, ...}} on one held-out recording, every
     figure on the crops after the first K per class (K skipped when a class has too few)."""
     scores = score_dataset(model, ds.images)
@@ -289,7 +289,7 @@ def calibrated_rows(model: LivenessModel, ds: Dataset, seed: int, ks: tuple[int,
         calib, test = first_frames(ds, k)
         row = {"zero_shot": M.acer(scores[test], ds.labels[test], model.threshold),
                "n_test": int(test.size)}
-        for method in METHODS:
+        for method in methods:
             new, _ = calibrate(model, ds.images[calib], ds.labels[calib], method, seed=seed)
             row[method] = M.acer(score_dataset(new, ds.images[test]), ds.labels[test],
                                  new.threshold)
@@ -298,7 +298,8 @@ def calibrated_rows(model: LivenessModel, ds: Dataset, seed: int, ks: tuple[int,
 
 
 def summarise_calibrated(per_seed: dict[int, dict[str, dict[str, dict[str, float]]]],
-                         ks: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+                         ks: tuple[int, ...], methods: tuple[str, ...] = METHODS
+                         ) -> dict[str, dict[str, Any]]:
     """Per K and method: mean ACER over recordings (mean, sd and se over seeds), the worst
     recording (its ACER averaged over seeds), and the paired difference to zero-shot."""
     seeds = sorted(per_seed)
@@ -310,7 +311,7 @@ def summarise_calibrated(per_seed: dict[int, dict[str, dict[str, dict[str, float
         table: dict[str, Any] = {"recordings": len(names),
                                  "skipped": sorted(set(per_seed[seeds[0]]) - set(names))}
         zero = np.array([[per_seed[s][n][k]["zero_shot"] for n in names] for s in seeds])
-        for method in ("zero_shot", *METHODS):
+        for method in ("zero_shot", *methods):
             acer = np.array([[per_seed[s][n][k][method] for n in names] for s in seeds])
             means, diff = acer.mean(axis=1), (acer - zero).mean(axis=1)
             per_recording = acer.mean(axis=0)
@@ -332,7 +333,8 @@ def _spread(values: np.ndarray) -> dict[str, float | None]:
     return {"sd": sd, "se": sd / float(np.sqrt(len(values)))}
 
 
-def print_calibrated(summary: dict[str, dict[str, Any]], seeds: list[int]) -> None:
+def print_calibrated(summary: dict[str, dict[str, Any]], seeds: list[int],
+                     methods: tuple[str, ...] = METHODS) -> None:
     def pm(x: float | None) -> str:
         return "   n/a" if x is None else f"{x:6.1%}"
 
@@ -344,7 +346,7 @@ def print_calibrated(summary: dict[str, dict[str, Any]], seeds: list[int]) -> No
                  if table["skipped"] else ""))
         print(f"{'method':>10} {'mean ACER':>9} {'sd':>6} {'se':>6} {'max':>6} {'(where)':>14} "
               f"{'>20%':>4} {'d vs zero-shot':>14} {'se d':>6}")
-        for method in ("zero_shot", *METHODS):
+        for method in ("zero_shot", *methods):
             r = table[method]
             print(f"{method:>10} {r['mean_acer']:9.1%} {pm(r['sd'])} {pm(r['se'])} "
                   f"{r['max_acer']:6.1%} {r['max_recording']:>14} {r['n_above_20pct']:4d} "
@@ -353,7 +355,8 @@ def print_calibrated(summary: dict[str, dict[str, Any]], seeds: list[int]) -> No
 
 def run_calibrated(data: Path, out: Path, overrides: dict[str, Any], k: int, verbose: bool,
                    seeds: list[int] | None, from_lro: list[Path],
-                   ks: tuple[int, ...] = CALIBRATION_KS) -> dict:
+                   ks: tuple[int, ...] = CALIBRATION_KS, methods: tuple[str, ...] = METHODS
+                   ) -> dict:
     """Leave recordings out (reused from ``from_lro`` or trained here), then calibration on
     each held-out recording's first frames (see the module docstring)."""
     if from_lro:
@@ -375,12 +378,12 @@ def run_calibrated(data: Path, out: Path, overrides: dict[str, Any], k: int, ver
                 key = (name, model.preprocessing.load_size)
                 if key not in cache:
                     cache[key] = load_dataset(data / name, size=key[1])
-                per_seed[seed][name] = calibrated_rows(model, cache[key], seed, ks)
+                per_seed[seed][name] = calibrated_rows(model, cache[key], seed, ks, methods)
         print(f"seed {seed}: {len(per_seed[seed])} recordings calibrated", flush=True)
-    summary = summarise_calibrated(per_seed, ks)
-    print_calibrated(summary, sorted(models))
-    return {"seeds": sorted(models), "recordings": {str(s): r for s, r in per_seed.items()},
-            "summary": summary}
+    summary = summarise_calibrated(per_seed, ks, methods)
+    print_calibrated(summary, sorted(models), methods)
+    return {"seeds": sorted(models), "methods": list(methods),
+            "recordings": {str(s): r for s, r in per_seed.items()}, "summary": summary}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -390,6 +393,15 @@ def parse_seeds(text: str) -> list[int]:
         first, _, last = part.partition("-")
         seeds += list(range(int(first), int(last or first) + 1))
     return seeds
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """``"threshold,dense"`` -> ("threshold", "dense"), each one of ``METHODS``."""
+    methods = tuple(m for m in text.split(",") if m)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(METHODS)}")
+    return methods
 
 
 def run_all(data: Path, out: Path, overrides: dict[str, Any], verbose: bool) -> dict:
@@ -438,6 +450,9 @@ def main() -> int:
     parser.add_argument("--from-lro", action="append", type=Path, default=[], metavar="DIR",
                         help="calibrated: reuse the fold models of this --run lro output "
                              "(repeatable, e.g. one per seed) instead of training")
+    parser.add_argument("--methods", type=parse_methods, default=METHODS, metavar="LIST",
+                        help="calibrated: the calibration methods to run, comma-separated "
+                             f"(default {','.join(METHODS)})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting (TrainConfig field)")
     parser.add_argument("--quiet", action="store_true")
@@ -454,7 +469,8 @@ def main() -> int:
                                        not args.quiet, args.members)),
                "all": lambda: run_all(args.data, args.out, overrides, not args.quiet),
                "calibrated": lambda: run_calibrated(args.data, args.out, overrides, args.folds,
-                                                    not args.quiet, args.seeds, args.from_lro)}
+                                                    not args.quiet, args.seeds, args.from_lro,
+                                                    methods=args.methods)}
     for name in args.run.split(","):
         start = time.perf_counter()
         results[name] = runners[name]()

@@ -3,6 +3,7 @@ on synthetic recordings (trained here, and reused from a ``--run lro`` output)."
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -51,6 +52,12 @@ def test_calibrated_run_trains_or_reuses_lro_models_alike(faces, tmp_path):
     reused = bench.run_calibrated(faces, tmp_path / "b", settings, 2, False, None,
                                   [tmp_path / "lro"], ks=(5, 10))
     assert reused["recordings"] == trained["recordings"]  # same seed, same fold models
+    dense_only = bench.run_calibrated(faces, tmp_path / "c", settings, 2, False, None,
+                                      [tmp_path / "lro"], ks=(5,), methods=("dense",))
+    for name, row in dense_only["recordings"]["0"].items():
+        assert row == {"5": {key: trained["recordings"]["0"][name]["5"][key]
+                             for key in ("zero_shot", "n_test", "dense")}}
+    assert set(dense_only["summary"]["5"]) == {"recordings", "skipped", "zero_shot", "dense"}
     rows = trained["recordings"]["0"]
     assert sorted(rows) == [f"rec{i}" for i in range(4)]
     for row in rows.values():
@@ -63,3 +70,10 @@ def test_calibrated_run_trains_or_reuses_lro_models_alike(faces, tmp_path):
     acer = [rows[n]["5"]["threshold"] for n in sorted(rows)]
     assert summary["5"]["threshold"]["mean_acer"] == pytest.approx(np.mean(acer))
     assert summary["5"]["threshold"]["se"] is None  # one seed: no spread to report
+
+
+def test_methods_are_checked():
+    assert bench.parse_methods("threshold,dense") == ("threshold", "dense")
+    for bad in ("dense,fancy", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="choose from threshold"):
+            bench.parse_methods(bad)
