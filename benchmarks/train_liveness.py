@@ -19,8 +19,9 @@ calibrated
         K = 5, 10, 20, 50 crops per class taken from the recording's first frames
         (:func:`first_frames`), calibrate the fold's model with each method (``--methods``,
         default all) and evaluate it on the recording's remaining, later crops, beside the
-        zero-shot model on the same crops. ``--from-lro DIR`` (repeatable) reuses the fold models of earlier ``--run lro``
-        outputs (DIR/results.json, DIR/[seedN/]lro/foldI/model.npz) instead of training.
+        zero-shot model on the same crops. ``--from-lro DIR`` (repeatable) reuses the fold
+        models of earlier ``--run lro`` outputs (DIR/results.json,
+        DIR/[seedN/]lro/foldI/model.npz) instead of training.
 
 Any training setting can be changed with ``--set key=value`` (``TrainConfig`` fields), which
 is how the ablations in the notes were run. A single run moves by ~5 points of mean ACER from
