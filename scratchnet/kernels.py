@@ -348,10 +348,10 @@ def avgpool_backward(dout, kh, kw, sh, sw, dx):
 #   then sits at q = oh*Wp + ow and its tap (i, j) at q + i*Wp + j, so a whole plane is one long
 #   loop over q instead of many short rows. The q with ow >= OW (two per row) fall in the
 #   padding columns: they are computed and thrown away;
-# * the forward product keeps a tile of sums, 8 filters x a few vectors of positions, in CPU
+# * the forward product keeps a tile of sums, a few filters x a few vectors of positions, in CPU
 #   registers through the whole sum over channels and taps (``conv3x3_tile``);
-# * the loops over q run to a multiple of ``STEP`` (32: a tile of float32 positions, or two
-#   512-bit vectors): a vectorised loop of any other length ends with positions done one at a
+# * the loops over q run to a multiple of ``STEP`` (32: whole tiles of float32 positions, or
+#   two 512-bit vectors): a vectorised loop of any other length ends with positions done one at a
 #   time, as slow as whole vectors, which on a 16x16 plane nearly doubled the time. Every padded
 #   plane has ``spare_rows(Wp)`` extra zero rows at the bottom so those extra reads stay inside.
 #
@@ -403,27 +403,33 @@ def add_scaled3(s, u, a, b, c):
     return s[0] + u * a, s[1] + u * b, s[2] + u * c
 
 
-# The tile's vectors: 512-bit where the CPU has them (32 registers: the 16 sums of two vectors
-# x 8 filters, two input vectors and a weight fit), else 256-bit (16 registers: one vector).
+# The tile: two vectors of positions x TILE_FILTERS filters. 512-bit vectors where the CPU has
+# them (32 registers: the 16 sums of 8 filters, two input vectors and a weight fit), else
+# 256-bit with 4 filters (16 registers: 8 sums, 2 inputs, a weight). 4 x 2 loads 6 values per 8
+# multiply-adds where 8 filters x 1 vector loaded 9: on a Zen CPU, one core, LivenessNet's four
+# convolutions at batch 128 ran 31-36 ms forward instead of 34-45, dx 26-29 ms instead of 33-37
+# (3 runs each; 5 or 6 filters x 2 vectors and 2 x 4 were no faster than 4 x 2).
 VECTOR_BYTES = 64 if AVX512 else 32
-TILE_VECTORS = 2 if AVX512 else 1
+TILE_VECTORS = 2
+TILE_FILTERS = 8 if AVX512 else 4
 
 
 @intrinsic
 def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
                  w, w_start, sums, sums_start, sums_stride):
-    """Sums of 8 filters at ``P = TILE_VECTORS * VECTOR_BYTES / itemsize`` consecutive flat
-    positions, over all channels and taps, written to ``sums``. All arrays are flat (1-D)::
+    """Sums of ``K = TILE_FILTERS`` filters at ``P = TILE_VECTORS * VECTOR_BYTES / itemsize``
+    consecutive flat positions, over all channels and taps, written to ``sums``. All arrays are
+    flat (1-D)::
 
         sums[sums_start + k*sums_stride + p] = sum over c < channels, i < 3, j < 3 of
             w[w_start + (k*channels + c)*9 + 3*i + j]
-            * x[start + c*channel_stride + i*row_stride + j + p]          (k < 8, p < P)
+            * x[start + c*channel_stride + i*row_stride + j + p]          (k < K, p < P)
 
-    Written as LLVM instructions instead of Python loops for one reason: the 8 x P sums must
+    Written as LLVM instructions instead of Python loops for one reason: the K x P sums must
     stay in vector registers from the first channel to the last. Numba keeps a loop's sums in
     an array, which LLVM reads and writes back to memory for every channel; with the tile in
-    registers, each channel and tap costs only TILE_VECTORS loads of ``x`` and 8 loads of a
-    weight for 8 * TILE_VECTORS fused multiply-adds (2x faster than the loop version, 130 vs
+    registers, each channel and tap costs only TILE_VECTORS loads of ``x`` and K loads of a
+    weight for K * TILE_VECTORS fused multiply-adds (2x faster than the loop version, 130 vs
     70 GFLOP/s on one core of a 2023 Xeon). Nothing checks the bounds: the caller must.
     """
     integer = types.Integer
@@ -459,7 +465,7 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
 
         # tile[k][v]: the sums of filter k at positions v*lanes .. v*lanes + lanes-1, from 0
         tile = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None))
-                 for v in range(TILE_VECTORS)] for k in range(8)]
+                 for v in range(TILE_VECTORS)] for k in range(TILE_FILTERS)]
         filter_stride = builder.mul(channels_, const(9))
         with cgutils.for_range(builder, channels_) as loop:  # for c in range(channels):
             c = loop.index
@@ -471,7 +477,7 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
                                                      const(tap % 3)))
                 inputs = [builder.load(at(x_arr, builder.add(x_tap, const(v * lanes))), align=align)
                           for v in range(TILE_VECTORS)]
-                for k in range(8):  # tile[k][v] += inputs[v] * (w of filter k, c, tap)
+                for k in range(TILE_FILTERS):  # tile[k][v] += inputs[v] * (w of filter k, c, tap)
                     w_index = builder.add(w_c, builder.add(builder.mul(filter_stride, const(k)),
                                                            const(tap)))
                     weight = builder.load(builder.gep(w_arr.data, [w_index]))
@@ -494,36 +500,38 @@ def conv3x3_tile(typingctx, x, start, channel_stride, row_stride, channels,
 
 
 @njit(cache=True)
-def conv3x3_task(xp, w8, b, y, task):
-    """One task of :func:`conv3x3`: output channels ``f0 .. f0+7`` (those below F) of sample
-    ``n``, where ``task = n * groups + f0 // 8``: tile after tile of positions along the flat
-    plane (:func:`conv3x3_tile`), then the bias and the crop to the output pixels."""
+def conv3x3_task(xp, w_tiles, b, y, task):
+    """One task of :func:`conv3x3`: output channels ``f0 .. f0+K-1`` (those below F, ``K =
+    TILE_FILTERS``) of sample ``n``, where ``task = n * groups + f0 // K``: tile after tile of
+    positions along the flat plane (:func:`conv3x3_tile`), then the bias and the crop to the
+    output pixels."""
     c_, n_, hp, wp = xp.shape
     f_, oh_, ow_ = y.shape[1], y.shape[2], y.shape[3]
     length = (oh_ - 1) * wp + ow_  # flat positions q from pixel (0, 0) to (OH-1, OW-1) ...
     length = -(-length // STEP) * STEP  # ... rounded up to whole tiles
     tile = TILE_VECTORS * VECTOR_BYTES // xp.itemsize
-    groups = (f_ + 7) // 8
-    n, f0 = task // groups, 8 * (task % groups)
-    sums = np.empty((8, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
+    groups = -(-f_ // TILE_FILTERS)
+    n, f0 = task // groups, TILE_FILTERS * (task % groups)
+    sums = np.empty((TILE_FILTERS, length), dtype=y.dtype)  # y[n, f0 + k] on the padded grid
     x, s = xp.reshape(-1), sums.reshape(-1)
     for q in range(0, length, tile):
-        conv3x3_tile(x, n * hp * wp + q, n_ * hp * wp, wp, c_, w8, f0 * c_ * 9, s, q, length)
-    for k in range(min(8, f_ - f0)):
+        conv3x3_tile(x, n * hp * wp + q, n_ * hp * wp, wp, c_, w_tiles, f0 * c_ * 9, s, q,
+                      length)
+    for k in range(min(TILE_FILTERS, f_ - f0)):
         for oh in range(oh_):
             for ow in range(ow_):
                 y[n, f0 + k, oh, ow] = sums[k, oh * wp + ow] + b[f0 + k]
 
 
 @njit(cache=True)
-def filters_by_eight(w):
-    """``w`` (F, C, 3, 3) flattened, with zero filters added up to a multiple of 8
-    (:func:`conv3x3_tile` computes 8 at a time)."""
+def filters_by_tile(w):
+    """``w`` (F, C, 3, 3) flattened, with zero filters added up to a multiple of
+    ``TILE_FILTERS`` (:func:`conv3x3_tile` computes that many at a time)."""
     flat = w.reshape(-1)
-    w8 = np.zeros(-(-w.shape[0] // 8) * 8 * w[0].size, dtype=w.dtype)
+    w_tiles = np.zeros(-(-w.shape[0] // TILE_FILTERS) * TILE_FILTERS * w[0].size, dtype=w.dtype)
     for i in range(flat.size):  # (a slice assignment took seconds more to compile)
-        w8[i] = flat[i]
-    return w8
+        w_tiles[i] = flat[i]
+    return w_tiles
 
 
 @njit(cache=True, parallel=True)
@@ -535,22 +543,22 @@ def conv3x3(xp, w, b, y):
 
         y[n, f, oh, ow] = b[f] + sum over c, i<3, j<3 of w[f, c, i, j] * xp[c, n, oh+i, ow+j]
 
-    N * ceil(F / 8) tasks (:func:`conv3x3_task`), run in parallel. (``prange`` counts with
-    unsigned integers; mixed with the task's signed ones, they made its index arithmetic
-    1.5x slower, hence the ``int64``.)
+    N * ceil(F / TILE_FILTERS) tasks (:func:`conv3x3_task`), run in parallel. (``prange``
+    counts with unsigned integers; mixed with the task's signed ones, they made its index
+    arithmetic 1.5x slower, hence the ``int64``.)
     """
-    w8 = filters_by_eight(w)
-    for task in prange(y.shape[0] * ((y.shape[1] + 7) // 8)):
-        conv3x3_task(xp, w8, b, y, np.int64(task))
+    w_tiles = filters_by_tile(w)
+    for task in prange(y.shape[0] * -(-y.shape[1] // TILE_FILTERS)):
+        conv3x3_task(xp, w_tiles, b, y, np.int64(task))
 
 
 @njit(cache=True)
 def conv3x3_serial(xp, w, b, y):
     """:func:`conv3x3` on the calling thread, for inputs too small to pay for waking the
     other threads (see ``Conv2D.parallel_min_macs``)."""
-    w8 = filters_by_eight(w)
-    for task in range(y.shape[0] * ((y.shape[1] + 7) // 8)):
-        conv3x3_task(xp, w8, b, y, task)
+    w_tiles = filters_by_tile(w)
+    for task in range(y.shape[0] * -(-y.shape[1] // TILE_FILTERS)):
+        conv3x3_task(xp, w_tiles, b, y, task)
 
 
 @njit(cache=True, fastmath=True)

@@ -269,7 +269,7 @@ WITHOUT_AVX512 = """
 import numpy as np
 from scratchnet import kernels
 from tests.test_kernels import naive_conv, naive_conv_weight_grad
-assert (kernels.VECTOR_BYTES, kernels.TILE_VECTORS) == (32, 1)
+assert (kernels.VECTOR_BYTES, kernels.TILE_VECTORS, kernels.TILE_FILTERS) == (32, 2, 4)
 rng = np.random.default_rng(0)
 for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
     n, c, f, h, w = 2, 3, 11, 7, 9
@@ -301,7 +301,8 @@ for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
 @pytest.mark.skipif("+avx2" not in llvmlite.binding.get_host_cpu_features().flatten().split(","),
                     reason="compiles for a Haswell (AVX2) CPU, which this one cannot run")
 def test_direct_3x3_convolution_without_avx512(tmp_path):
-    """The 256-bit tile of conv3x3_tile (CPUs without AVX-512), compiled for a Haswell CPU."""
+    """The 256-bit, 4-filter tile of conv3x3_tile (CPUs without AVX-512), compiled for a Haswell
+    CPU."""
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", WITHOUT_AVX512], env=env, capture_output=True,
                           text=True, cwd=ROOT)
